@@ -1,0 +1,75 @@
+package tcpext
+
+import "time"
+
+// TCBInfo is a read-only copy of one TCP control block, taken under the
+// endpoint's lock. Field names follow RFC 9293 and are the stable JSON schema
+// of the management shell (see ARCHITECTURE.md).
+type TCBInfo struct {
+	ID     uint64 `json:"id"`
+	State  string `json:"state"`
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+
+	ISS    uint32 `json:"iss"`
+	IRS    uint32 `json:"irs"`
+	SndUna uint32 `json:"snd_una"`
+	SndNxt uint32 `json:"snd_nxt"`
+	SndWnd uint32 `json:"snd_wnd"`
+	SndWL1 uint32 `json:"snd_wl1"`
+	SndWL2 uint32 `json:"snd_wl2"`
+	SndUp  uint32 `json:"snd_up"`
+	RcvNxt uint32 `json:"rcv_nxt"`
+	RcvWnd uint32 `json:"rcv_wnd"`
+	RcvUp  uint32 `json:"rcv_up"`
+
+	MSS           uint16 `json:"mss"`
+	SndWScale     int    `json:"snd_wscale"`
+	RcvWScale     int    `json:"rcv_wscale"`
+	SACKPermitted bool   `json:"sack_permitted"`
+	Timestamps    bool   `json:"timestamps"`
+	TSRecent      uint32 `json:"ts_recent"`
+
+	CC       string `json:"cc"`
+	Cwnd     uint32 `json:"cwnd"`
+	Ssthresh uint32 `json:"ssthresh"`
+	Recovery bool   `json:"recovery"`
+
+	SRTTus    int64       `json:"srtt_us"`
+	RTTVARus  int64       `json:"rttvar_us"`
+	RTOms     int64       `json:"rto_ms"`
+	Backoff   int         `json:"backoff"`
+	Timers    []TimerInfo `json:"timers"`
+	SendQueue int         `json:"send_queue"`
+	RecvQueue int         `json:"recv_queue"`
+	OOOQueue  int         `json:"ooo_queue"`
+
+	Counters Counters      `json:"counters"`
+	History  []HistoryItem `json:"history"`
+}
+
+// TimerInfo describes one running timer of a TCB.
+type TimerInfo struct {
+	Name        string `json:"name"`
+	RemainingMS int64  `json:"remaining_ms"`
+}
+
+// Counters are per-connection event counts.
+type Counters struct {
+	SegsIn      uint64 `json:"segs_in"`
+	SegsOut     uint64 `json:"segs_out"`
+	BytesIn     uint64 `json:"bytes_in"`
+	BytesOut    uint64 `json:"bytes_out"`
+	Retransmits uint64 `json:"retransmits"`
+	DupSegsIn   uint64 `json:"dup_segs_in"`
+	RSTsIn      uint64 `json:"rsts_in"`
+	RSTsOut     uint64 `json:"rsts_out"`
+}
+
+// HistoryItem is one recorded state transition of a TCB.
+type HistoryItem struct {
+	At    time.Time `json:"at"`
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Cause string    `json:"cause"`
+}
