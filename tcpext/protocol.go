@@ -3,6 +3,11 @@
 package tcpext
 
 import (
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -62,26 +67,97 @@ func ProtocolOf(s *stack.Stack) *Protocol {
 // Protocol is the tcpext transport protocol. Its exported methods are the
 // read-only introspection API used by the management shell.
 type Protocol struct {
-	stack *stack.Stack
-	opts  Options
+	stack  *stack.Stack
+	opts   Options
+	secret [32]byte // keys the ISN and ephemeral-port hashes
+	epoch  tcpip.MonotonicTime
+	nextID atomic.Uint64
+	stats  Stats
+
+	mu            sync.Mutex
+	tcbs          map[uint64]*endpoint
+	ports         map[uint16]*portEntry
+	nextEphemeral uint32
 }
 
 func newProtocol(s *stack.Stack, opts Options) *Protocol {
-	return &Protocol{stack: s, opts: opts}
+	p := &Protocol{
+		stack: s,
+		opts:  opts,
+		epoch: s.Clock().NowMonotonic(),
+		tcbs:  make(map[uint64]*endpoint),
+		ports: make(map[uint16]*portEntry),
+	}
+	if _, err := rand.Read(p.secret[:]); err != nil {
+		panic(fmt.Sprintf("tcpext: reading the ISN secret: %v", err))
+	}
+	return p
+}
+
+// quiet reports whether the quiet time after start is still running
+// (RFC 9293 section 3.4.3): no connections may be opened or accepted.
+func (p *Protocol) quiet() bool {
+	return p.opts.QuietTime > 0 && p.stack.Clock().NowMonotonic().Sub(p.epoch) < p.opts.QuietTime
+}
+
+// track adds e to the TCB table when it leaves CLOSED.
+func (p *Protocol) track(e *endpoint) {
+	p.mu.Lock()
+	p.tcbs[e.id] = e
+	p.mu.Unlock()
+}
+
+// untrack removes e from the TCB table when it reaches CLOSED.
+func (p *Protocol) untrack(e *endpoint) {
+	p.mu.Lock()
+	delete(p.tcbs, e.id)
+	p.mu.Unlock()
 }
 
 // TCBs returns a snapshot of every TCB, ordered by id.
-func (p *Protocol) TCBs() []TCBInfo { return nil }
+func (p *Protocol) TCBs() []TCBInfo {
+	p.mu.Lock()
+	eps := make([]*endpoint, 0, len(p.tcbs))
+	for _, e := range p.tcbs {
+		eps = append(eps, e)
+	}
+	p.mu.Unlock()
+	sort.Slice(eps, func(i, j int) bool { return eps[i].id < eps[j].id })
+	out := make([]TCBInfo, 0, len(eps))
+	for _, e := range eps {
+		out = append(out, e.snapshot())
+	}
+	return out
+}
 
 // TCB returns a snapshot of one TCB.
-func (p *Protocol) TCB(id uint64) (TCBInfo, bool) { return TCBInfo{}, false }
+func (p *Protocol) TCB(id uint64) (TCBInfo, bool) {
+	p.mu.Lock()
+	e, ok := p.tcbs[id]
+	p.mu.Unlock()
+	if !ok {
+		return TCBInfo{}, false
+	}
+	return e.snapshot(), true
+}
+
+// Stats returns the protocol-wide counters.
+func (p *Protocol) Stats() StatsSnapshot { return p.stats.snapshot() }
+
+// write hands one built segment to the network layer.
+func (p *Protocol) write(r *stack.Route, pkt *stack.PacketBuffer) {
+	defer pkt.DecRef()
+	if err := r.WritePacket(stack.NetworkHeaderParams{Protocol: ProtocolNumber, TTL: r.DefaultTTL()}, pkt); err != nil {
+		p.stats.SendErrors.Add(1)
+	}
+}
 
 // Number implements stack.TransportProtocol.
 func (*Protocol) Number() tcpip.TransportProtocolNumber { return ProtocolNumber }
 
 // NewEndpoint implements stack.TransportProtocol.
 func (p *Protocol) NewEndpoint(netProto tcpip.NetworkProtocolNumber, wq *waiter.Queue) (tcpip.Endpoint, tcpip.Error) {
-	return nil, &tcpip.ErrNotSupported{}
+	return newEndpoint(p, netProto, wq), nil
 }
 
 // NewRawEndpoint implements stack.TransportProtocol; raw TCP is not offered.
@@ -102,7 +178,22 @@ func (*Protocol) ParsePorts(b []byte) (src, dst uint16, err tcpip.Error) {
 }
 
 // HandleUnknownDestinationPacket implements stack.TransportProtocol.
+// A segment for a port with no TCB is answered with a RST (RFC 9293
+// section 3.10.7.1).
 func (p *Protocol) HandleUnknownDestinationPacket(id stack.TransportEndpointID, pkt *stack.PacketBuffer) stack.UnknownDestinationPacketDisposition {
+	seg, ok := p.decode(id, pkt)
+	if !ok {
+		return stack.UnknownDestinationPacketHandled
+	}
+	p.stats.NoListener.Add(1)
+	if rst, ok := resetFor(&seg); ok {
+		if r, err := p.stack.FindRoute(pkt.NICID, id.LocalAddress, id.RemoteAddress, pkt.NetworkProtocolNumber, false); err == nil {
+			p.stats.SegmentsSent.Add(1)
+			p.stats.ResetsSent.Add(1)
+			p.write(r, buildSegment(r, &rst))
+			r.Release()
+		}
+	}
 	return stack.UnknownDestinationPacketHandled
 }
 

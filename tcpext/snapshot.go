@@ -1,6 +1,12 @@
 package tcpext
 
-import "time"
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+)
 
 // TCBInfo is a read-only copy of one TCP control block, taken under the
 // endpoint's lock. Field names follow RFC 9293 and are the stable JSON schema
@@ -72,4 +78,66 @@ type HistoryItem struct {
 	From  string    `json:"from"`
 	To    string    `json:"to"`
 	Cause string    `json:"cause"`
+}
+
+// snapshot copies the TCB under its lock.
+func (e *endpoint) snapshot() TCBInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.stack.Clock().Now()
+	info := TCBInfo{
+		ID:        e.id,
+		State:     e.state.String(),
+		Local:     hostPort(e.tid.LocalAddress, e.tid.LocalPort),
+		Remote:    hostPort(e.tid.RemoteAddress, e.tid.RemotePort),
+		ISS:       uint32(e.iss),
+		IRS:       uint32(e.irs),
+		SndUna:    uint32(e.sndUna),
+		SndNxt:    uint32(e.sndNxt),
+		SndWnd:    uint32(e.sndWnd),
+		SndWL1:    uint32(e.sndWL1),
+		SndWL2:    uint32(e.sndWL2),
+		SndUp:     uint32(e.sndUna),
+		RcvNxt:    uint32(e.rcvNxt),
+		RcvUp:     uint32(e.rcvNxt),
+		MSS:       uint16(e.sndMSS),
+		SndWScale: 0,
+		RcvWScale: 0,
+		CC:        e.proto.opts.CongestionControl,
+		Cwnd:      uint32(e.cc.cwnd),
+		Ssthresh:  uint32(min(e.cc.ssthresh, 1<<31-1)),
+		SRTTus:    e.rtt.srtt.Microseconds(),
+		RTTVARus:  e.rtt.rttvar.Microseconds(),
+		RTOms:     e.rtt.current().Milliseconds(),
+		Backoff:   e.rtt.backoff,
+		SendQueue: len(e.sndBuf),
+		RecvQueue: len(e.rcvBuf),
+		Counters:  e.counters,
+		History:   append([]HistoryItem(nil), e.history...),
+		Timers:    []TimerInfo{},
+	}
+	if e.state.synchronized() || e.state == StateSynReceived {
+		info.RcvWnd = uint32(e.rcvNxt.Size(e.rcvAdv))
+	}
+	for _, t := range []struct {
+		name     string
+		deadline time.Time
+	}{{"retransmit", e.rtoDeadline}, {"time-wait", e.twDeadline}, {"fin-wait-2", e.fw2Deadline}} {
+		if !t.deadline.IsZero() {
+			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(now).Milliseconds()})
+		}
+	}
+	return info
+}
+
+func hostPort(a tcpip.Address, port uint16) string {
+	host := "*"
+	if a.BitLen() != 0 {
+		host = a.String()
+	}
+	p := "*"
+	if port != 0 {
+		p = strconv.Itoa(int(port))
+	}
+	return net.JoinHostPort(host, p)
 }

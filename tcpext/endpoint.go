@@ -1,0 +1,401 @@
+package tcpext
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// Buffer sizes. The receive buffer bounds the advertised window
+// (RFC 9293 section 3.8.6: W = M - N).
+const (
+	defaultSendBuffer    = 1 << 20
+	defaultReceiveBuffer = 1 << 20
+	// historyLen bounds the per-TCB state-change history.
+	historyLen = 32
+)
+
+// endpoint is one TCB together with the socket-like tcpip.Endpoint that the
+// netstack and gonet use. Every field below mu is guarded by it.
+type endpoint struct {
+	tcpip.DefaultSocketOptionsHandler
+
+	proto    *Protocol
+	stack    *stack.Stack
+	wq       *waiter.Queue
+	ops      tcpip.SocketOptions
+	netProto tcpip.NetworkProtocolNumber
+	id       uint64
+	// stateA mirrors state for readers that must not take mu (port
+	// conflict checks, the TCB table).
+	stateA atomic.Uint32
+
+	mu       sync.Mutex
+	state    State
+	tid      stack.TransportEndpointID
+	nicID    tcpip.NICID
+	route    *stack.Route
+	portHeld bool // tid.LocalPort is reserved in proto.ports
+	inDemux  bool // registered with the stack's demuxer under demuxID
+	demuxID  stack.TransportEndpointID
+
+	// Listener side (RFC 9293 section 3.10.7.2).
+	backlog  int
+	acceptQ  []*endpoint
+	synQueue int // children still in SYN-RECEIVED
+
+	// Child side: the listener that spawned this TCB, until accepted.
+	// passiveOpen records that SYN-RECEIVED was reached from LISTEN, which
+	// decides where a RST takes it (RFC 9293 section 3.10.7.4).
+	listener    *endpoint
+	passiveOpen bool
+
+	// Send sequence variables (RFC 9293 section 3.3.1).
+	iss    seqnum.Value
+	sndUna seqnum.Value
+	sndNxt seqnum.Value
+	sndWnd seqnum.Size
+	sndWL1 seqnum.Value
+	sndWL2 seqnum.Value
+	sndMSS int // effective MSS for our segments
+	// sndMax is the highest sequence number ever sent: after a go-back-N
+	// rewind, sndNxt is below it and ACKs up to it stay acceptable.
+	sndMax seqnum.Value
+
+	// Receive sequence variables.
+	irs    seqnum.Value
+	rcvNxt seqnum.Value
+	rcvAdv seqnum.Value // right edge of the window last advertised
+	rcvMSS uint16       // MSS we announced
+
+	// sndBuf holds the bytes from sndBufSeq on: unacknowledged, then unsent.
+	sndBuf    []byte
+	sndBufSeq seqnum.Value
+	sndBufMax int
+	// finQueued: the application finished sending; our FIN follows sndBuf.
+	finQueued bool
+
+	rcvBuf     []byte
+	rcvBufMax  int
+	rcvShut    bool // the application shut down reading
+	closed     bool // the application called Close
+	hardError  tcpip.Error
+	lastError  tcpip.Error
+	lingerZero bool
+
+	rtt rttEstimator
+	cc  congestion
+
+	rtoTimer      tcpip.Timer
+	rtoDeadline   time.Time
+	timeWaitTimer tcpip.Timer
+	twDeadline    time.Time
+	finWait2Timer tcpip.Timer
+	fw2Deadline   time.Time
+
+	counters Counters
+	history  []HistoryItem
+
+	// out and events are collected under mu and delivered after it is
+	// released, so a loopback peer answering synchronously cannot deadlock.
+	out     []outPacket
+	events  waiter.EventMask
+	orphans []*endpoint // unaccepted children of a closed listener
+}
+
+func newEndpoint(p *Protocol, netProto tcpip.NetworkProtocolNumber, wq *waiter.Queue) *endpoint {
+	e := &endpoint{
+		proto:     p,
+		stack:     p.stack,
+		wq:        wq,
+		netProto:  netProto,
+		id:        p.nextID.Add(1),
+		sndBufMax: defaultSendBuffer,
+		rcvBufMax: defaultReceiveBuffer,
+		sndMSS:    defaultMSS,
+	}
+	e.ops.InitHandler(e, p.stack, tcpip.GetStackSendBufferLimits, tcpip.GetStackReceiveBufferLimits)
+	e.rtt.init()
+	return e
+}
+
+// outPacket is a segment waiting for mu to be released, with a reference
+// on the route it leaves by.
+type outPacket struct {
+	r   *stack.Route
+	pkt *stack.PacketBuffer
+}
+
+// unlock releases mu, then transmits queued segments and wakes waiters.
+func (e *endpoint) unlock() {
+	out, ev, orphans := e.out, e.events, e.orphans
+	e.out, e.events, e.orphans = nil, 0, nil
+	e.mu.Unlock()
+	for _, o := range out {
+		e.proto.write(o.r, o.pkt)
+		o.r.Release()
+	}
+	if ev != 0 {
+		e.wq.Notify(ev)
+	}
+	for _, c := range orphans {
+		c.mu.Lock()
+		c.abort("listener closed")
+		c.unlock()
+	}
+}
+
+// setState moves the TCB along an arrow of the RFC 9293 diagram and records
+// why, for the flight history.
+func (e *endpoint) setState(s State, cause string) {
+	if e.state == s {
+		return
+	}
+	if len(e.history) == historyLen {
+		copy(e.history, e.history[1:])
+		e.history = e.history[:historyLen-1]
+	}
+	e.history = append(e.history, HistoryItem{At: e.stack.Clock().Now(), From: e.state.String(), To: s.String(), Cause: cause})
+	old := e.state
+	e.state = s
+	e.stateA.Store(uint32(s))
+	switch {
+	case old == StateClosed:
+		e.proto.track(e)
+	case s == StateClosed:
+		e.cleanup()
+	}
+	e.events |= waiter.EventIn | waiter.EventOut
+}
+
+// Close implements tcpip.Endpoint: a full close (RFC 9293 section 3.10.4).
+func (e *endpoint) Close() {
+	e.mu.Lock()
+	e.closed = true
+	e.rcvShut = true
+	e.close()
+	e.unlock()
+}
+
+// Abort implements tcpip.Endpoint.
+func (e *endpoint) Abort() {
+	e.mu.Lock()
+	e.closed = true
+	e.abort("application abort")
+	e.unlock()
+}
+
+// Read implements tcpip.Endpoint.
+func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, tcpip.Error) {
+	e.mu.Lock()
+	defer e.unlock()
+	if len(e.rcvBuf) == 0 {
+		switch {
+		case e.state == StateListen:
+			return tcpip.ReadResult{}, &tcpip.ErrInvalidEndpointState{}
+		case e.state.finReceived() || e.rcvShut:
+			return tcpip.ReadResult{}, &tcpip.ErrClosedForReceive{}
+		case e.hardError != nil:
+			return tcpip.ReadResult{}, e.hardError
+		case e.state == StateClosed:
+			return tcpip.ReadResult{}, &tcpip.ErrNotConnected{}
+		}
+		return tcpip.ReadResult{}, &tcpip.ErrWouldBlock{}
+	}
+	n, err := w.Write(e.rcvBuf)
+	if n == 0 && err != nil {
+		return tcpip.ReadResult{}, &tcpip.ErrBadBuffer{}
+	}
+	if !opts.Peek {
+		e.consumed(n)
+	}
+	return tcpip.ReadResult{Count: n, Total: n}, nil
+}
+
+// Write implements tcpip.Endpoint: data joins the send buffer and goes out
+// as the windows allow (RFC 9293 section 3.10.2).
+func (e *endpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.Error) {
+	e.mu.Lock()
+	defer e.unlock()
+	switch {
+	case e.hardError != nil:
+		return 0, e.hardError
+	case e.state == StateSynSent || e.state == StateSynReceived:
+		return 0, &tcpip.ErrWouldBlock{}
+	case e.state == StateClosed || e.state == StateListen:
+		return 0, &tcpip.ErrClosedForSend{}
+	case !e.state.canSend() || e.finQueued:
+		return 0, &tcpip.ErrClosedForSend{}
+	}
+	avail := e.sndBufMax - len(e.sndBuf)
+	if avail <= 0 {
+		return 0, &tcpip.ErrWouldBlock{}
+	}
+	n := min(avail, p.Len())
+	old := len(e.sndBuf)
+	e.sndBuf = growBytes(e.sndBuf, n)
+	m, err := io.ReadFull(p, e.sndBuf[old:old+n])
+	e.sndBuf = e.sndBuf[:old+m]
+	if m == 0 && err != nil {
+		return 0, &tcpip.ErrBadBuffer{}
+	}
+	e.sendPending()
+	return int64(m), nil
+}
+
+// growBytes extends b by n bytes, reallocating with room to spare.
+func growBytes(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b[:len(b)+n]
+	}
+	nb := make([]byte, len(b)+n, 2*len(b)+n)
+	copy(nb, b)
+	return nb
+}
+
+// Disconnect implements tcpip.Endpoint; TCP cannot disconnect.
+func (*endpoint) Disconnect() tcpip.Error { return &tcpip.ErrNotSupported{} }
+
+// Shutdown implements tcpip.Endpoint: a half-close (RFC 9293 section 3.6).
+func (e *endpoint) Shutdown(flags tcpip.ShutdownFlags) tcpip.Error {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.state == StateListen {
+		// Shutting down a listener stops it accepting, like Linux.
+		e.close()
+		return nil
+	}
+	if e.state == StateClosed || e.state == StateSynSent {
+		return &tcpip.ErrNotConnected{}
+	}
+	if flags&tcpip.ShutdownRead != 0 {
+		e.rcvShut = true
+		e.rcvBuf = e.rcvBuf[:0]
+		e.events |= waiter.EventIn
+	}
+	if flags&tcpip.ShutdownWrite != 0 {
+		e.queueFIN()
+	}
+	return nil
+}
+
+// GetLocalAddress implements tcpip.Endpoint.
+func (e *endpoint) GetLocalAddress() (tcpip.FullAddress, tcpip.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return tcpip.FullAddress{Addr: e.tid.LocalAddress, Port: e.tid.LocalPort, NIC: e.nicID}, nil
+}
+
+// GetRemoteAddress implements tcpip.Endpoint.
+func (e *endpoint) GetRemoteAddress() (tcpip.FullAddress, tcpip.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tid.RemotePort == 0 {
+		return tcpip.FullAddress{}, &tcpip.ErrNotConnected{}
+	}
+	return tcpip.FullAddress{Addr: e.tid.RemoteAddress, Port: e.tid.RemotePort, NIC: e.nicID}, nil
+}
+
+// Readiness implements tcpip.Endpoint.
+func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r waiter.EventMask
+	switch e.state {
+	case StateListen:
+		if len(e.acceptQ) > 0 {
+			r |= waiter.ReadableEvents
+		}
+	case StateSynSent, StateSynReceived:
+	case StateClosed:
+		r |= waiter.EventIn | waiter.EventOut | waiter.EventHUp
+		if e.hardError != nil {
+			r |= waiter.EventErr
+		}
+	default:
+		if len(e.rcvBuf) > 0 || e.state.finReceived() || e.rcvShut {
+			r |= waiter.ReadableEvents
+		}
+		if !e.state.canSend() || e.finQueued || len(e.sndBuf) < e.sndBufMax {
+			r |= waiter.WritableEvents
+		}
+	}
+	return r & mask
+}
+
+// SetSockOpt implements tcpip.Endpoint.
+func (e *endpoint) SetSockOpt(opt tcpip.SettableSocketOption) tcpip.Error {
+	return &tcpip.ErrUnknownProtocolOption{}
+}
+
+// SetSockOptInt implements tcpip.Endpoint.
+func (e *endpoint) SetSockOptInt(opt tcpip.SockOptInt, v int) tcpip.Error {
+	return &tcpip.ErrUnknownProtocolOption{}
+}
+
+// GetSockOpt implements tcpip.Endpoint.
+func (e *endpoint) GetSockOpt(opt tcpip.GettableSocketOption) tcpip.Error {
+	return &tcpip.ErrUnknownProtocolOption{}
+}
+
+// GetSockOptInt implements tcpip.Endpoint.
+func (e *endpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch opt {
+	case tcpip.ReceiveQueueSizeOption:
+		return len(e.rcvBuf), nil
+	case tcpip.SendQueueSizeOption:
+		return len(e.sndBuf), nil
+	}
+	return 0, &tcpip.ErrUnknownProtocolOption{}
+}
+
+// State implements tcpip.Endpoint.
+func (e *endpoint) State() uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return uint32(e.state)
+}
+
+// ModerateRecvBuf implements tcpip.Endpoint; receive-buffer auto-tuning is
+// not done yet, the buffer has a fixed size.
+func (*endpoint) ModerateRecvBuf(int) {}
+
+// Info implements tcpip.Endpoint.
+func (e *endpoint) Info() tcpip.EndpointInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return &stack.TransportEndpointInfo{NetProto: e.netProto, TransProto: ProtocolNumber, ID: e.tid}
+}
+
+// Stats implements tcpip.Endpoint.
+func (*endpoint) Stats() tcpip.EndpointStats { return &tcpip.TransportEndpointStats{} }
+
+// SetOwner implements tcpip.Endpoint.
+func (*endpoint) SetOwner(tcpip.PacketOwner) {}
+
+// LastError implements tcpip.Endpoint.
+func (e *endpoint) LastError() tcpip.Error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.lastError
+	e.lastError = nil
+	return err
+}
+
+// SocketOptions implements tcpip.Endpoint.
+func (e *endpoint) SocketOptions() *tcpip.SocketOptions { return &e.ops }
+
+// HandleError implements stack.TransportEndpoint; ICMP errors are soft
+// errors for TCP (RFC 9293 section 3.10.7.1 allows ignoring them).
+func (*endpoint) HandleError(stack.TransportError, *stack.PacketBuffer) {}
+
+// Wait implements stack.TransportEndpoint; tcpext runs no goroutines.
+func (*endpoint) Wait() {}

@@ -1,0 +1,301 @@
+package tcpext
+
+import (
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// decode checks a received segment's checksum (with the pseudo-header,
+// RFC 9293 section 3.1) and parses it. Bad segments are counted and
+// dropped. The payload aliases pkt.
+func (p *Protocol) decode(id stack.TransportEndpointID, pkt *stack.PacketBuffer) (Segment, bool) {
+	p.stats.SegmentsReceived.Add(1)
+	h := header.TCP(pkt.TransportHeader().Slice())
+	if len(h) < header.TCPMinimumSize || int(h.DataOffset()) < header.TCPMinimumSize || int(h.DataOffset()) != len(h) {
+		// parse.TCP consumed only the fixed header when the data offset
+		// pointed past the end of the segment.
+		p.stats.MalformedDropped.Add(1)
+		return Segment{}, false
+	}
+	size := pkt.Data().Size()
+	if !pkt.RXChecksumValidated && !h.IsChecksumValid(id.RemoteAddress, id.LocalAddress, pkt.Data().Checksum(), uint16(size)) {
+		p.stats.ChecksumErrors.Add(1)
+		return Segment{}, false
+	}
+	seg, err := parseHeader(h)
+	if err != nil {
+		p.stats.MalformedDropped.Add(1)
+		return Segment{}, false
+	}
+	if size > 0 {
+		seg.Payload, _ = pkt.Data().PullUp(size)
+	}
+	return seg, true
+}
+
+// HandlePacket implements stack.TransportEndpoint: segment arrival,
+// dispatched on the TCB's state as in RFC 9293 section 3.10.7.
+func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketBuffer) {
+	seg, ok := e.proto.decode(id, pkt)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	e.counters.SegsIn++
+	e.counters.BytesIn += uint64(len(seg.Payload))
+	var child *endpoint
+	switch e.state {
+	case StateClosed:
+		e.replyResetVia(id, pkt, &seg)
+	case StateListen:
+		child = e.handleListen(id, &seg, pkt)
+	case StateSynSent:
+		e.handleSynSent(&seg)
+	case StateTimeWait:
+		e.handleTimeWait(&seg)
+	default:
+		e.handleSegment(&seg)
+	}
+	e.unlock()
+	if child != nil {
+		child.mu.Lock()
+		child.unlock()
+	}
+}
+
+// handleSegment is segment arrival in SYN-RECEIVED and the synchronized
+// states (RFC 9293 section 3.10.7.4), step by step.
+func (e *endpoint) handleSegment(seg *Segment) {
+	// A retransmitted SYN while our SYN,ACK is unanswered: it was lost, so
+	// send it again rather than a bare ACK.
+	if e.state == StateSynReceived && seg.has(header.TCPFlagSyn) && !seg.has(header.TCPFlagAck) && seg.Seq == e.irs {
+		e.sendSYNACK()
+		return
+	}
+	// First: sequence number check.
+	if !e.acceptable(seg) {
+		e.counters.DupSegsIn++
+		if !seg.has(header.TCPFlagRst) {
+			e.sendACK()
+		}
+		return
+	}
+	e.trimToWindow(seg)
+	// Second: RST, with RFC 5961 section 3.2 protection.
+	if seg.has(header.TCPFlagRst) {
+		if seg.Seq != e.rcvNxt {
+			e.challengeACK()
+			return
+		}
+		e.counters.RSTsIn++
+		e.proto.stats.ResetsReceived.Add(1)
+		e.onReset()
+		return
+	}
+	// Fourth: a SYN in a synchronized state (RFC 5961 section 4.2).
+	if seg.has(header.TCPFlagSyn) {
+		e.challengeACK()
+		return
+	}
+	// Fifth: ACK.
+	if !seg.has(header.TCPFlagAck) {
+		return
+	}
+	if e.state == StateSynReceived {
+		if !e.sndUna.LessThan(seg.Ack) || e.sndMax.LessThan(seg.Ack) {
+			e.replyReset(seg)
+			return
+		}
+		e.sndUna = seg.Ack
+		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic())
+		e.updateWindow(seg)
+		e.established("ACK of SYN,ACK received")
+	} else if !e.processACK(seg) {
+		return
+	}
+	if e.state == StateClosed {
+		return
+	}
+	e.processText(seg)
+	e.sendPending()
+}
+
+// acceptable is the four-case test of RFC 9293 section 3.10.7.4.
+func (e *endpoint) acceptable(seg *Segment) bool {
+	wnd := e.rcvNxt.Size(e.rcvAdv)
+	if e.rcvAdv.LessThan(e.rcvNxt) {
+		wnd = 0
+	}
+	n := seqnum.Size(len(seg.Payload))
+	if seg.has(header.TCPFlagSyn) {
+		n++
+	}
+	if seg.has(header.TCPFlagFin) {
+		n++
+	}
+	switch {
+	case n == 0 && wnd == 0:
+		return seg.Seq == e.rcvNxt
+	case n == 0:
+		return seg.Seq.InWindow(e.rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	}
+	return seg.Seq.InWindow(e.rcvNxt, wnd) || seg.Seq.Add(n-1).InWindow(e.rcvNxt, wnd)
+}
+
+// trimToWindow cuts what lies before RCV.NXT or past the window off an
+// acceptable segment; a FIN past the window is cut with it.
+func (e *endpoint) trimToWindow(seg *Segment) {
+	if seg.Seq.LessThan(e.rcvNxt) {
+		cut := seg.Seq.Size(e.rcvNxt)
+		if seg.has(header.TCPFlagSyn) {
+			seg.Flags &^= header.TCPFlagSyn
+			cut--
+		}
+		seg.Payload = seg.Payload[min(int(cut), len(seg.Payload)):]
+		seg.Seq = e.rcvNxt
+	}
+	if room := int(seg.Seq.Size(e.rcvAdv)); len(seg.Payload) > room && room >= 0 {
+		seg.Payload = seg.Payload[:room]
+		seg.Flags &^= header.TCPFlagFin
+	}
+}
+
+// onReset handles an exact RST (RFC 9293 section 3.10.7.4, second step).
+func (e *endpoint) onReset() {
+	switch e.state {
+	case StateSynReceived:
+		if e.passiveOpen {
+			// Back to LISTEN: the listener stays; this child goes.
+			e.setState(StateClosed, "RST in SYN-RECEIVED (passive open)")
+			return
+		}
+		e.fail(&tcpip.ErrConnectionRefused{}, "RST in SYN-RECEIVED (active open)")
+	case StateEstablished, StateFinWait1, StateFinWait2, StateCloseWait:
+		e.fail(&tcpip.ErrConnectionReset{}, "RST received")
+	default:
+		e.setState(StateClosed, "RST received")
+	}
+}
+
+// processACK is the fifth step for the synchronized states. It reports
+// whether processing of the segment goes on.
+func (e *endpoint) processACK(seg *Segment) bool {
+	ack := seg.Ack
+	if e.sndMax.LessThan(ack) {
+		// It acknowledges something not yet sent.
+		e.sendACK()
+		return false
+	}
+	if e.sndUna.LessThan(ack) {
+		acked := e.sndUna.Size(ack)
+		if e.sndBufSeq.LessThan(ack) {
+			n := min(int(e.sndBufSeq.Size(ack)), len(e.sndBuf))
+			e.sndBuf = e.sndBuf[n:]
+			e.sndBufSeq = e.sndBufSeq.Add(seqnum.Size(n))
+		}
+		e.sndUna = ack
+		if e.sndNxt.LessThan(ack) {
+			e.sndNxt = ack
+		}
+		e.rtt.acked(ack, e.stack.Clock().NowMonotonic())
+		e.rtt.backoff = 0
+		e.cc.onAck(int(acked), e.sndMSS)
+		if e.sndUna == e.sndMax {
+			e.stopRTO()
+		} else {
+			e.restartRTO()
+		}
+		e.events |= waiter.WritableEvents
+	}
+	if !ack.LessThan(e.sndUna) {
+		e.updateWindow(seg)
+	}
+	if !e.finAcked() {
+		return true
+	}
+	switch e.state {
+	case StateFinWait1:
+		e.setState(StateFinWait2, "ACK of FIN")
+		e.armFinWait2()
+	case StateClosing:
+		e.enterTimeWait("ACK of FIN in CLOSING")
+		return false
+	case StateLastAck:
+		e.setState(StateClosed, "ACK of FIN in LAST-ACK")
+		return false
+	}
+	return true
+}
+
+// updateWindow takes the peer's window from a segment newer than the last
+// one used (the SND.WL1/SND.WL2 rule of RFC 9293 section 3.10.7.4).
+func (e *endpoint) updateWindow(seg *Segment) {
+	if e.sndWL1.LessThan(seg.Seq) || (e.sndWL1 == seg.Seq && !seg.Ack.LessThan(e.sndWL2)) {
+		e.sndWnd = seqnum.Size(seg.Window)
+		e.sndWL1, e.sndWL2 = seg.Seq, seg.Ack
+	}
+}
+
+// processText is the sixth to eighth steps: segment text, then FIN.
+func (e *endpoint) processText(seg *Segment) {
+	if len(seg.Payload) > 0 {
+		switch e.state {
+		case StateEstablished, StateFinWait1, StateFinWait2:
+		default:
+			// Text after the peer's FIN is ignored.
+			return
+		}
+		if e.closed {
+			// Nobody will read it: the application closed fully, so the
+			// peer learns at once (RFC 9293 section 3.10.7.4, RFC 2525).
+			e.abort("data received after close")
+			return
+		}
+		if seg.Seq != e.rcvNxt {
+			// Out of order: not held yet; a duplicate ACK tells the peer
+			// where the gap is (RFC 5681 section 4.2).
+			e.sendACK()
+			return
+		}
+		n := min(len(seg.Payload), e.rcvBufMax-len(e.rcvBuf))
+		if !e.rcvShut {
+			e.rcvBuf = append(e.rcvBuf, seg.Payload[:n]...)
+			e.events |= waiter.ReadableEvents
+		}
+		e.rcvNxt = e.rcvNxt.Add(seqnum.Size(n))
+		if n < len(seg.Payload) {
+			seg.Flags &^= header.TCPFlagFin
+		}
+		if !seg.has(header.TCPFlagFin) {
+			e.sendACK()
+		}
+	}
+	if seg.has(header.TCPFlagFin) && seg.Seq.Add(seqnum.Size(len(seg.Payload))) == e.rcvNxt {
+		e.processFIN()
+	}
+}
+
+// processFIN is the eighth step: the peer's FIN takes one sequence number
+// and moves us along the closing arrows.
+func (e *endpoint) processFIN() {
+	e.rcvNxt = e.rcvNxt.Add(1)
+	e.events |= waiter.ReadableEvents
+	switch e.state {
+	case StateSynReceived, StateEstablished:
+		e.setState(StateCloseWait, "FIN received")
+	case StateFinWait1:
+		if e.finAcked() {
+			e.enterTimeWait("FIN received in FIN-WAIT-1, our FIN acked")
+		} else {
+			e.setState(StateClosing, "simultaneous close: FIN received in FIN-WAIT-1")
+		}
+	case StateFinWait2:
+		e.enterTimeWait("FIN received in FIN-WAIT-2")
+	}
+	e.sendACK()
+}

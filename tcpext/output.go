@@ -1,0 +1,173 @@
+package tcpext
+
+import (
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// maxWindow is the largest window without the window-scale option.
+const maxWindow = 0xffff
+
+// buildSegment makes a packet holding seg's header (with checksum) and
+// payload, ready for r.
+func buildSegment(r *stack.Route, seg *Segment) *stack.PacketBuffer {
+	hdrLen := seg.HeaderLen()
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		ReserveHeaderBytes: hdrLen + int(r.MaxHeaderLength()),
+		Payload:            buffer.MakeWithData(seg.Payload),
+	})
+	h := header.TCP(pkt.TransportHeader().Push(hdrLen))
+	seg.EncodeHeader(h)
+	pkt.TransportProtocolNumber = ProtocolNumber
+	if r.RequiresTXTransportChecksum() {
+		xsum := r.PseudoHeaderChecksum(ProtocolNumber, uint16(pkt.Size()))
+		xsum = checksum.Combine(xsum, pkt.Data().Checksum())
+		h.SetChecksum(^h.CalculateChecksum(xsum))
+	}
+	return pkt
+}
+
+// emit queues one segment of this connection for transmission after the
+// lock is released. Every segment but a bare SYN carries ACK and the current
+// receive window (RFC 9293 section 3.10.7.4).
+func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte, opts *SegmentOptions) {
+	seg := Segment{
+		SrcPort: e.tid.LocalPort,
+		DstPort: e.tid.RemotePort,
+		Seq:     seq,
+		Flags:   flags,
+		Payload: payload,
+	}
+	if opts != nil {
+		seg.Options = *opts
+	} else {
+		seg.Options.WindowScale = -1
+	}
+	if flags&header.TCPFlagAck != 0 {
+		seg.Ack = e.rcvNxt
+		seg.Window = e.advertiseWindow()
+	} else if flags&header.TCPFlagRst == 0 {
+		seg.Window = e.advertiseWindow()
+	}
+	if e.route == nil {
+		return
+	}
+	e.route.Acquire()
+	e.out = append(e.out, outPacket{e.route, buildSegment(e.route, &seg)})
+	e.counters.SegsOut++
+	e.counters.BytesOut += uint64(len(payload))
+	if flags&header.TCPFlagRst != 0 {
+		e.counters.RSTsOut++
+	}
+	e.proto.stats.SegmentsSent.Add(1)
+}
+
+// windowEdge is where the right edge of the receive window may be
+// advertised now. It never moves left (RFC 9293 section 3.8.6), and it moves
+// right only in steps of at least min(MSS, buffer/2), the receiver side of
+// silly window syndrome avoidance (RFC 9293 section 3.8.6.2.2).
+func (e *endpoint) windowEdge() seqnum.Value {
+	free := max(e.rcvBufMax-len(e.rcvBuf), 0)
+	edge := e.rcvNxt.Add(seqnum.Size(min(free, maxWindow)))
+	if e.rcvAdv.LessThan(e.rcvNxt) {
+		return edge
+	}
+	step := seqnum.Size(min(int(e.rcvMSS), e.rcvBufMax/2))
+	if edge.LessThanEq(e.rcvAdv) || e.rcvAdv.Size(edge) < step {
+		return e.rcvAdv
+	}
+	return edge
+}
+
+// advertiseWindow returns the window to send and records its right edge.
+func (e *endpoint) advertiseWindow() uint16 {
+	e.rcvAdv = e.windowEdge()
+	return uint16(e.rcvNxt.Size(e.rcvAdv))
+}
+
+// sendACK queues a bare ACK for everything received so far.
+func (e *endpoint) sendACK() {
+	e.emit(header.TCPFlagAck, e.sndNxt, nil, nil)
+}
+
+// finSeq is the sequence number our FIN takes once queued.
+func (e *endpoint) finSeq() seqnum.Value {
+	return e.sndBufSeq.Add(seqnum.Size(len(e.sndBuf)))
+}
+
+// finSent reports whether our FIN has been transmitted at least once.
+func (e *endpoint) finSent() bool {
+	return e.finQueued && e.finSeq().LessThan(e.sndMax)
+}
+
+// finAcked reports whether the peer acknowledged our FIN.
+func (e *endpoint) finAcked() bool {
+	return e.finQueued && e.finSeq().LessThan(e.sndUna)
+}
+
+// sendPending transmits queued data, then our FIN, as far as the send window
+// (the peer's window limited by cwnd, RFC 5681 section 2) allows, and keeps
+// the retransmission timer running while anything is outstanding
+// (RFC 6298 section 5.1).
+func (e *endpoint) sendPending() {
+	if !e.state.synchronized() {
+		return
+	}
+	end := e.finSeq()
+	wnd := min(e.sndWnd, seqnum.Size(e.cc.cwnd))
+	wndEnd := e.sndUna.Add(wnd)
+	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
+		n := min(e.sndNxt.Size(end), e.sndNxt.Size(wndEnd), seqnum.Size(e.sndMSS))
+		off := e.sndBufSeq.Size(e.sndNxt)
+		flags := header.TCPFlagAck
+		if e.sndNxt.Add(n) == end {
+			flags |= header.TCPFlagPsh
+		}
+		e.transmit(flags, e.sndNxt, e.sndBuf[off:off+n])
+	}
+	if e.finQueued && e.sndNxt == end {
+		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, nil)
+	}
+	if e.sndUna.LessThan(e.sndNxt) {
+		e.armRTO()
+	} else if e.sndNxt.LessThan(end) && e.sndWnd == 0 {
+		// Zero window with data waiting: the timer doubles as the persist
+		// timer and sends a one-byte probe (RFC 9293 section 3.8.6.1).
+		e.armRTO()
+	}
+}
+
+// transmit sends a segment that occupies sequence space (data or FIN) and
+// advances SND.NXT past it.
+func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []byte) {
+	retransmit := seq.LessThan(e.sndMax)
+	e.emit(flags, seq, payload, nil)
+	l := seqnum.Size(len(payload))
+	if flags&header.TCPFlagFin != 0 {
+		l++
+	}
+	e.sndNxt = seq.Add(l)
+	if e.sndMax.LessThan(e.sndNxt) {
+		e.sndMax = e.sndNxt
+	}
+	if retransmit {
+		e.counters.Retransmits++
+		e.proto.stats.Retransmits.Add(1)
+	}
+	e.rtt.sent(seq, e.sndNxt, retransmit, e.stack.Clock().NowMonotonic())
+}
+
+// consumed removes n bytes the application read and, if that opened the
+// window enough, tells the peer at once (RFC 9293 section 3.8.6.2.2).
+func (e *endpoint) consumed(n int) {
+	e.rcvBuf = e.rcvBuf[:copy(e.rcvBuf, e.rcvBuf[n:])]
+	if !e.state.synchronized() || e.state.finReceived() {
+		return
+	}
+	if e.rcvAdv.LessThan(e.windowEdge()) {
+		e.sendACK()
+	}
+}

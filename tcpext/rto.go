@@ -1,0 +1,161 @@
+package tcpext
+
+import (
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+)
+
+// Retransmission timer bounds (RFC 6298). The floor is Linux's 200 ms
+// rather than RFC 6298 section 2.4's 1 s: on the short paths an appliance
+// serves, 1 s turns every loss into a long stall.
+const (
+	initialRTO    = time.Second // RFC 6298 section 2.1
+	minRTO        = 200 * time.Millisecond
+	maxRTO        = 60 * time.Second // RFC 6298 section 2.5
+	clockGranule  = time.Millisecond // G of RFC 6298 section 2
+	maxSynRetries = 6
+	maxRetries    = 15
+)
+
+// rttEstimator holds SRTT, RTTVAR and RTO (RFC 6298 section 2) and the one
+// segment being timed. Karn's algorithm (RFC 6298 section 3): a segment that
+// was retransmitted is never timed.
+type rttEstimator struct {
+	srtt, rttvar, rto time.Duration
+	backoff           int
+	measured          bool
+
+	timing    bool
+	timedEnd  seqnum.Value
+	timedSent tcpip.MonotonicTime
+}
+
+func (r *rttEstimator) init() { r.rto = initialRTO }
+
+// sent notes a transmission of [seq, end).
+func (r *rttEstimator) sent(seq, end seqnum.Value, retransmit bool, now tcpip.MonotonicTime) {
+	if retransmit {
+		// Karn: an ACK covering a retransmitted range is ambiguous.
+		if r.timing && seq.LessThan(r.timedEnd) {
+			r.timing = false
+		}
+		return
+	}
+	if !r.timing {
+		r.timing, r.timedEnd, r.timedSent = true, end, now
+	}
+}
+
+// acked takes a sample if ack covers the timed segment.
+func (r *rttEstimator) acked(ack seqnum.Value, now tcpip.MonotonicTime) {
+	if !r.timing || ack.LessThan(r.timedEnd) {
+		return
+	}
+	r.timing = false
+	r.sample(now.Sub(r.timedSent))
+}
+
+// sample folds one RTT measurement in (RFC 6298 section 2.2 and 2.3).
+func (r *rttEstimator) sample(m time.Duration) {
+	if !r.measured {
+		r.srtt, r.rttvar, r.measured = m, m/2, true
+	} else {
+		d := r.srtt - m
+		if d < 0 {
+			d = -d
+		}
+		r.rttvar = (3*r.rttvar + d) / 4
+		r.srtt = (7*r.srtt + m) / 8
+	}
+	r.rto = min(max(r.srtt+max(clockGranule, 4*r.rttvar), minRTO), maxRTO)
+	r.backoff = 0
+}
+
+// current is the RTO with exponential backoff applied (RFC 6298 section 5.5).
+func (r *rttEstimator) current() time.Duration {
+	d := r.rto
+	for i := 0; i < r.backoff && d < maxRTO; i++ {
+		d *= 2
+	}
+	return min(d, maxRTO)
+}
+
+// armRTO starts the retransmission timer unless it is running
+// (RFC 6298 section 5.1).
+func (e *endpoint) armRTO() {
+	if e.rtoTimer != nil && !e.rtoDeadline.IsZero() {
+		return
+	}
+	e.restartRTO()
+}
+
+// restartRTO (re)starts the retransmission timer from now (RFC 6298 5.3).
+func (e *endpoint) restartRTO() {
+	d := e.rtt.current()
+	e.rtoDeadline = e.stack.Clock().Now().Add(d)
+	if e.rtoTimer == nil {
+		e.rtoTimer = e.stack.Clock().AfterFunc(d, e.onRTO)
+		return
+	}
+	e.rtoTimer.Reset(d)
+}
+
+func (e *endpoint) stopRTO() {
+	if e.rtoTimer != nil {
+		e.rtoTimer.Stop()
+	}
+	e.rtoDeadline = time.Time{}
+}
+
+// onRTO is the retransmission timeout (RFC 6298 section 5.4 to 5.7).
+func (e *endpoint) onRTO() {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.rtoDeadline.IsZero() || e.stack.Clock().Now().Before(e.rtoDeadline) {
+		return // stopped or restarted since this firing was scheduled
+	}
+	e.rtoDeadline = time.Time{}
+	if e.state.synchronized() && e.sndUna == e.sndNxt && e.sndNxt.LessThan(e.finSeq()) {
+		// A closed window is not a lost connection: probe without limit.
+		e.rtt.backoff = min(e.rtt.backoff+1, maxRetries)
+		e.sendZeroWindowProbe()
+		return
+	}
+	limit := maxRetries
+	if !e.state.synchronized() {
+		limit = maxSynRetries
+	}
+	if e.rtt.backoff >= limit {
+		e.hardError = &tcpip.ErrTimeout{}
+		e.lastError = e.hardError
+		e.abort("retransmission limit reached")
+		return
+	}
+	e.rtt.backoff++
+	switch e.state {
+	case StateSynSent:
+		e.sendSYN()
+	case StateSynReceived:
+		e.sendSYNACK()
+	case StateClosed, StateListen, StateTimeWait:
+		return
+	default:
+		e.cc.onTimeout(int(e.sndUna.Size(e.sndNxt)), e.sndMSS)
+		// Go back N: resend from SND.UNA as the loss window allows.
+		e.sndNxt = e.sndUna
+		e.rtt.timing = false
+		e.sendPending()
+	}
+	e.armRTO()
+}
+
+// sendZeroWindowProbe sends one byte past the closed window so the peer's
+// answer carries its current window (RFC 9293 section 3.8.6.1).
+func (e *endpoint) sendZeroWindowProbe() {
+	off := e.sndBufSeq.Size(e.sndNxt)
+	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf[off:off+1])
+	e.armRTO()
+}

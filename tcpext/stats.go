@@ -1,0 +1,52 @@
+package tcpext
+
+import "sync/atomic"
+
+// Stats are protocol-wide counters; each is safe for concurrent use.
+type Stats struct {
+	SegmentsReceived atomic.Uint64
+	SegmentsSent     atomic.Uint64
+	Retransmits      atomic.Uint64
+	ChecksumErrors   atomic.Uint64
+	MalformedDropped atomic.Uint64
+	NoListener       atomic.Uint64
+	ResetsSent       atomic.Uint64
+	ResetsReceived   atomic.Uint64
+	ListenOverflows  atomic.Uint64
+	SendErrors       atomic.Uint64
+	ActiveOpens      atomic.Uint64
+	PassiveOpens     atomic.Uint64
+}
+
+// StatsSnapshot is a copy of Stats for display.
+type StatsSnapshot struct {
+	SegmentsReceived uint64 `json:"segments_received"`
+	SegmentsSent     uint64 `json:"segments_sent"`
+	Retransmits      uint64 `json:"retransmits"`
+	ChecksumErrors   uint64 `json:"checksum_errors"`
+	MalformedDropped uint64 `json:"malformed_dropped"`
+	NoListener       uint64 `json:"no_listener"`
+	ResetsSent       uint64 `json:"resets_sent"`
+	ResetsReceived   uint64 `json:"resets_received"`
+	ListenOverflows  uint64 `json:"listen_overflows"`
+	SendErrors       uint64 `json:"send_errors"`
+	ActiveOpens      uint64 `json:"active_opens"`
+	PassiveOpens     uint64 `json:"passive_opens"`
+}
+
+func (s *Stats) snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		SegmentsReceived: s.SegmentsReceived.Load(),
+		SegmentsSent:     s.SegmentsSent.Load(),
+		Retransmits:      s.Retransmits.Load(),
+		ChecksumErrors:   s.ChecksumErrors.Load(),
+		MalformedDropped: s.MalformedDropped.Load(),
+		NoListener:       s.NoListener.Load(),
+		ResetsSent:       s.ResetsSent.Load(),
+		ResetsReceived:   s.ResetsReceived.Load(),
+		ListenOverflows:  s.ListenOverflows.Load(),
+		SendErrors:       s.SendErrors.Load(),
+		ActiveOpens:      s.ActiveOpens.Load(),
+		PassiveOpens:     s.PassiveOpens.Load(),
+	}
+}
