@@ -1,0 +1,439 @@
+// Package config loads and validates the firmware configuration: a YAML file
+// read through viper, where every key can also be set by an environment
+// variable named SYNFIN_ followed by the key in upper case with dots replaced
+// by underscores (tcp.msl -> SYNFIN_TCP_MSL). The environment wins over the
+// file. The keys and their defaults are fixed by ARCHITECTURE.md.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes the environment variable of every key.
+const EnvPrefix = "SYNFIN"
+
+// Config is the validated firmware configuration.
+type Config struct {
+	// Board is the board profile: host, qemu-virt, rpi3, rpi4 or rpi5.
+	Board    string
+	NIC      NIC
+	Net      Net
+	TCP      TCP
+	Services Services
+	Mgmt     Mgmt
+}
+
+// NIC selects the Linux interface the firmware takes over.
+type NIC struct {
+	Interface string
+	// Driver is afpacket or afxdp.
+	Driver string
+	MTU    uint32
+}
+
+// Net is the firmware's own IPv4 addressing.
+type Net struct {
+	// Address is the firmware's address together with its subnet's prefix
+	// length, e.g. 198.18.0.2/24.
+	Address netip.Prefix
+	// Gateway is the default route's next hop. The zero Addr (an empty
+	// net.gateway) means no default route.
+	Gateway netip.Addr
+}
+
+// TCP holds the defaults handed to tcpext.
+type TCP struct {
+	// CongestionControl is newreno or cubic.
+	CongestionControl string
+	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2*MSL.
+	MSL             time.Duration
+	FinWait2Timeout time.Duration
+	// QuietTime is the RFC 9293 quiet time after boot.
+	QuietTime time.Duration
+	Keepalive Keepalive
+}
+
+// Keepalive holds the keepalive timers.
+type Keepalive struct {
+	Idle     time.Duration
+	Interval time.Duration
+	Count    int
+}
+
+// Services are the classic test services, each optional.
+type Services struct {
+	Echo    Service
+	Discard Service
+	Daytime Service
+	Chargen Service
+}
+
+// Service is one optional TCP service.
+//
+// A service is off unless its section appears in the config file or its port
+// is set through the environment. A section without a port (`echo: {}`)
+// selects the service's well-known port, and port 0 turns it off.
+type Service struct {
+	Port uint16
+}
+
+// Enabled reports whether the service should run.
+func (s Service) Enabled() bool { return s.Port != 0 }
+
+// Mgmt configures the management interfaces.
+type Mgmt struct {
+	// Socket is the path of the local management socket.
+	Socket string
+	SSH    SSH
+}
+
+// SSH configures the management SSH server.
+type SSH struct {
+	Port           uint16
+	HostKey        string
+	AuthorizedKeys string
+}
+
+// field ties one config key to its default and to its place in Config. The
+// table below is the single list of keys: it drives the defaults (and thereby
+// the environment overrides), the unknown-key check, parsing and MarshalJSON.
+type field struct {
+	key string
+	// def is the default in config-file syntax.
+	def string
+	set func(c *Config, raw string) error
+	get func(c *Config) any
+}
+
+var fields = []field{
+	oneOf("board", "host", func(c *Config) *string { return &c.Board }, "host", "qemu-virt", "rpi3", "rpi4", "rpi5"),
+
+	text("nic.interface", "veth-dut", func(c *Config) *string { return &c.NIC.Interface }),
+	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp"),
+	number("nic.mtu", "1500", 68, 65535, func(c *Config) *uint32 { return &c.NIC.MTU }),
+
+	{
+		key: "net.address",
+		def: "198.18.0.2/24",
+		set: func(c *Config, raw string) error {
+			p, err := netip.ParsePrefix(raw)
+			if err != nil || !p.Addr().Is4() {
+				return fmt.Errorf("invalid IPv4 address/prefix %q", raw)
+			}
+			c.Net.Address = p
+			return nil
+		},
+		get: func(c *Config) any { return c.Net.Address.String() },
+	},
+	{
+		key: "net.gateway",
+		def: "198.18.0.1",
+		set: func(c *Config, raw string) error {
+			if raw == "" {
+				c.Net.Gateway = netip.Addr{}
+				return nil
+			}
+			a, err := netip.ParseAddr(raw)
+			if err != nil || !a.Is4() {
+				return fmt.Errorf("invalid IPv4 address %q", raw)
+			}
+			c.Net.Gateway = a
+			return nil
+		},
+		get: func(c *Config) any {
+			if !c.Net.Gateway.IsValid() {
+				return ""
+			}
+			return c.Net.Gateway.String()
+		},
+	},
+
+	oneOf("tcp.congestion_control", "cubic", func(c *Config) *string { return &c.TCP.CongestionControl }, "newreno", "cubic"),
+	duration("tcp.msl", "30s", false, func(c *Config) *time.Duration { return &c.TCP.MSL }),
+	duration("tcp.fin_wait2_timeout", "60s", false, func(c *Config) *time.Duration { return &c.TCP.FinWait2Timeout }),
+	duration("tcp.quiet_time", "0s", false, func(c *Config) *time.Duration { return &c.TCP.QuietTime }),
+	// A zero keepalive timer would probe back to back, so they must be positive.
+	duration("tcp.keepalive.idle", "2h", true, func(c *Config) *time.Duration { return &c.TCP.Keepalive.Idle }),
+	duration("tcp.keepalive.interval", "75s", true, func(c *Config) *time.Duration { return &c.TCP.Keepalive.Interval }),
+	// Linux caps the probe count at 127 (MAX_TCP_KEEPCNT); so do we.
+	number("tcp.keepalive.count", "9", 1, 127, func(c *Config) *int { return &c.TCP.Keepalive.Count }),
+
+	// Port 0 is the "off" value of a service, so it is in range here.
+	number("services.echo.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Echo.Port }),
+	number("services.discard.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Discard.Port }),
+	number("services.daytime.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Daytime.Port }),
+	number("services.chargen.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Chargen.Port }),
+
+	text("mgmt.socket", "/run/synfin/mgmt.sock", func(c *Config) *string { return &c.Mgmt.Socket }),
+	number("mgmt.ssh.port", "22", 1, 65535, func(c *Config) *uint16 { return &c.Mgmt.SSH.Port }),
+	text("mgmt.ssh.host_key", "/perm/ssh_host_ed25519_key", func(c *Config) *string { return &c.Mgmt.SSH.HostKey }),
+	text("mgmt.ssh.authorized_keys", "/perm/authorized_keys", func(c *Config) *string { return &c.Mgmt.SSH.AuthorizedKeys }),
+}
+
+// wellKnownPorts are the ports a service gets when its section is present
+// without a port (RFC 862, 863, 867, 864).
+var wellKnownPorts = []struct {
+	name string
+	port uint16
+	svc  func(c *Config) *Service
+}{
+	{"echo", 7, func(c *Config) *Service { return &c.Services.Echo }},
+	{"discard", 9, func(c *Config) *Service { return &c.Services.Discard }},
+	{"daytime", 13, func(c *Config) *Service { return &c.Services.Daytime }},
+	{"chargen", 19, func(c *Config) *Service { return &c.Services.Chargen }},
+}
+
+func text(key, def string, p func(*Config) *string) field {
+	return field{
+		key: key,
+		def: def,
+		set: func(c *Config, raw string) error {
+			if raw == "" {
+				return errors.New("must not be empty")
+			}
+			*p(c) = raw
+			return nil
+		},
+		get: func(c *Config) any { return *p(c) },
+	}
+}
+
+func oneOf(key, def string, p func(*Config) *string, allowed ...string) field {
+	return field{
+		key: key,
+		def: def,
+		set: func(c *Config, raw string) error {
+			if !slices.Contains(allowed, raw) {
+				return fmt.Errorf("invalid value %q (want one of %s)", raw, strings.Join(allowed, ", "))
+			}
+			*p(c) = raw
+			return nil
+		},
+		get: func(c *Config) any { return *p(c) },
+	}
+}
+
+func number[T ~int | ~uint16 | ~uint32](key, def string, lo, hi int64, p func(*Config) *T) field {
+	return field{
+		key: key,
+		def: def,
+		set: func(c *Config, raw string) error {
+			n, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil {
+				return fmt.Errorf("invalid integer %q", raw)
+			}
+			if n < lo || n > hi {
+				return fmt.Errorf("%d out of range %d..%d", n, lo, hi)
+			}
+			*p(c) = T(n)
+			return nil
+		},
+		get: func(c *Config) any { return *p(c) },
+	}
+}
+
+func duration(key, def string, positive bool, p func(*Config) *time.Duration) field {
+	return field{
+		key: key,
+		def: def,
+		set: func(c *Config, raw string) error {
+			d, err := time.ParseDuration(raw)
+			switch {
+			case err != nil:
+				return fmt.Errorf("invalid duration %q", raw)
+			case d < 0:
+				return fmt.Errorf("negative duration %q", raw)
+			case d == 0 && positive:
+				return fmt.Errorf("duration must be positive, got %q", raw)
+			}
+			*p(c) = d
+			return nil
+		},
+		get: func(c *Config) any { return p(c).String() },
+	}
+}
+
+// Load reads the YAML file at path (none if path is empty), applies the
+// SYNFIN_* environment and the defaults, and validates the result. The error
+// names every offending key, one per line, as "config: KEY: problem".
+func Load(path string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+
+	// The file on its own tells which keys and sections the user wrote;
+	// the merged view (file, environment, defaults) gives the values.
+	file := viper.New()
+	file.SetConfigType("yaml")
+	if err := file.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, f := range fields {
+		// A default makes viper consult the environment for the key even
+		// when the file lacks it.
+		v.SetDefault(f.key, f.def)
+	}
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+
+	errs := checkKeys(file)
+	c := &Config{}
+	for _, f := range fields {
+		raw, err := scalar(v.Get(f.key))
+		if err == nil {
+			err = f.set(c, raw)
+		}
+		if err != nil {
+			errs = append(errs, keyError(f.key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	applyWellKnownPorts(c, file)
+	if err := errors.Join(c.crossCheck()...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func keyError(key string, err error) error {
+	return fmt.Errorf("config: %s: %w", key, err)
+}
+
+// scalar turns a value from viper into the text the field parsers take: YAML
+// gives numbers as numbers, the environment gives everything as strings.
+func scalar(v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case map[string]any, []any:
+		return "", errors.New("expected a single value, not a section or list")
+	default:
+		return fmt.Sprint(x), nil
+	}
+}
+
+// checkKeys refuses keys the file has that the firmware does not know.
+func checkKeys(file *viper.Viper) []error {
+	known := map[string]bool{}
+	sections := map[string]bool{}
+	for _, f := range fields {
+		known[f.key] = true
+		for i := range len(f.key) {
+			if f.key[i] == '.' {
+				sections[f.key[:i]] = true
+			}
+		}
+	}
+	var errs []error
+	keys := file.AllKeys()
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch {
+		case known[k]:
+		case sections[k]:
+			// viper lists a section as a key only when it is not a
+			// mapping; an empty section (`nic:`) is fine.
+			if val := file.Get(k); val != nil {
+				errs = append(errs, keyError(k, fmt.Errorf("expected a section, got %v", val)))
+			}
+		default:
+			errs = append(errs, keyError(k, errors.New("unknown key")))
+		}
+	}
+	return errs
+}
+
+// applyWellKnownPorts gives a service whose section is in the file but whose
+// port is set nowhere its well-known port.
+func applyWellKnownPorts(c *Config, file *viper.Viper) {
+	present, _ := file.Get("services").(map[string]any)
+	for _, s := range wellKnownPorts {
+		portKey := "services." + s.name + ".port"
+		if _, ok := present[s.name]; !ok || file.IsSet(portKey) {
+			continue
+		}
+		if _, ok := os.LookupEnv(EnvName(portKey)); ok {
+			continue
+		}
+		s.svc(c).Port = s.port
+	}
+}
+
+// crossCheck validates what single keys cannot.
+func (c *Config) crossCheck() []error {
+	var errs []error
+	if gw := c.Net.Gateway; gw.IsValid() {
+		switch {
+		case gw == c.Net.Address.Addr():
+			errs = append(errs, keyError("net.gateway", fmt.Errorf("%s is the firmware's own address", gw)))
+		case !c.Net.Address.Masked().Contains(gw):
+			errs = append(errs, keyError("net.gateway", fmt.Errorf("%s is outside net.address %s", gw, c.Net.Address)))
+		}
+	}
+
+	// Every TCP listener of the firmware shares its one address.
+	owner := map[uint16]string{c.Mgmt.SSH.Port: "mgmt.ssh.port"}
+	for _, s := range wellKnownPorts {
+		port := s.svc(c).Port
+		if port == 0 {
+			continue
+		}
+		key := "services." + s.name + ".port"
+		if other, ok := owner[port]; ok {
+			errs = append(errs, keyError(key, fmt.Errorf("port %d already used by %s", port, other)))
+			continue
+		}
+		owner[port] = key
+	}
+	return errs
+}
+
+// EnvName returns the environment variable that sets key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// MarshalJSON renders the configuration in the shape of the config file:
+// nested sections keyed by the config keys, durations as Go duration strings.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	root := map[string]any{}
+	for _, f := range fields {
+		m := root
+		parts := strings.Split(f.key, ".")
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = f.get(c)
+	}
+	return json.Marshal(root)
+}

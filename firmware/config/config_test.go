@@ -1,0 +1,256 @@
+package config
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cleanEnv hides any SYNFIN_* variable of the caller's environment so tests
+// see only what they set themselves.
+func cleanEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix+"_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "synfin.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const fullConfig = `
+board: rpi4
+nic:
+  interface: eth0
+  driver: afxdp
+  mtu: 9000
+net:
+  address: 10.1.2.3/16
+  gateway: 10.1.0.1
+tcp:
+  congestion_control: newreno
+  msl: 1s
+  fin_wait2_timeout: 5s
+  quiet_time: 2s
+  keepalive: {idle: 10m, interval: 10s, count: 3}
+services:
+  echo: {port: 7}
+  discard: {port: 9}
+  daytime: {port: 13}
+  chargen: {port: 1919}
+mgmt:
+  socket: /tmp/x.sock
+  ssh: {port: 2222, host_key: /k, authorized_keys: /a}
+`
+
+func TestLoadFull(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load(writeConfig(t, fullConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Board: "rpi4",
+		NIC:   NIC{Interface: "eth0", Driver: "afxdp", MTU: 9000},
+		Net:   Net{Address: netip.MustParsePrefix("10.1.2.3/16"), Gateway: netip.MustParseAddr("10.1.0.1")},
+		TCP: TCP{
+			CongestionControl: "newreno",
+			MSL:               time.Second,
+			FinWait2Timeout:   5 * time.Second,
+			QuietTime:         2 * time.Second,
+			Keepalive:         Keepalive{Idle: 10 * time.Minute, Interval: 10 * time.Second, Count: 3},
+		},
+		Services: Services{Echo: Service{7}, Discard: Service{9}, Daytime: Service{13}, Chargen: Service{1919}},
+		Mgmt:     Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a"}},
+	}
+	if *c != want {
+		t.Errorf("Load:\n got %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cleanEnv(t)
+	for name, path := range map[string]string{"no file": "", "empty file": writeConfig(t, "# nothing\n")} {
+		c, err := Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := Config{
+			Board: "host",
+			NIC:   NIC{Interface: "veth-dut", Driver: "afpacket", MTU: 1500},
+			Net:   Net{Address: netip.MustParsePrefix("198.18.0.2/24"), Gateway: netip.MustParseAddr("198.18.0.1")},
+			TCP: TCP{
+				CongestionControl: "cubic",
+				MSL:               30 * time.Second,
+				FinWait2Timeout:   60 * time.Second,
+				Keepalive:         Keepalive{Idle: 2 * time.Hour, Interval: 75 * time.Second, Count: 9},
+			},
+			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys"}},
+		}
+		if *c != want {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, *c, want)
+		}
+	}
+}
+
+func TestEnvOverride(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("SYNFIN_TCP_MSL", "1s")                 // in the file: env wins
+	t.Setenv("SYNFIN_NIC_INTERFACE", "veth9")        // not in the file
+	t.Setenv("SYNFIN_TCP_KEEPALIVE_COUNT", "4")      // nested, not in the file
+	t.Setenv("SYNFIN_SERVICES_DAYTIME_PORT", "1313") // enables a service absent from the file
+	t.Setenv("SYNFIN_SERVICES_ECHO_PORT", "0")       // disables one the file enables
+	c, err := Load(writeConfig(t, "tcp:\n  msl: 5s\nservices:\n  echo: {port: 7}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TCP.MSL != time.Second {
+		t.Errorf("tcp.msl = %v, want 1s", c.TCP.MSL)
+	}
+	if c.NIC.Interface != "veth9" {
+		t.Errorf("nic.interface = %q, want veth9", c.NIC.Interface)
+	}
+	if c.TCP.Keepalive.Count != 4 {
+		t.Errorf("tcp.keepalive.count = %d, want 4", c.TCP.Keepalive.Count)
+	}
+	if c.Services.Daytime.Port != 1313 || c.Services.Echo.Enabled() {
+		t.Errorf("services = %+v, want only daytime on 1313", c.Services)
+	}
+}
+
+func TestEnvRefused(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("SYNFIN_TCP_MSL", "abc")
+	_, err := Load("")
+	if err == nil || !strings.Contains(err.Error(), `config: tcp.msl: invalid duration "abc"`) {
+		t.Fatalf("Load = %v, want tcp.msl refused", err)
+	}
+}
+
+func TestServiceSections(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load(writeConfig(t, "services:\n  echo: {}\n  discard:\n  chargen: {port: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Services{Echo: Service{7}, Discard: Service{9}}
+	if c.Services != want {
+		t.Errorf("services = %+v, want %+v", c.Services, want)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", "bored: host\n", "config: bored: unknown key"},
+		{"unknown nested key", "tcp:\n  keepalive: {idle: 1m, probes: 3}\n", "config: tcp.keepalive.probes: unknown key"},
+		{"unknown service", "services:\n  qotd: {port: 17}\n", "config: services.qotd.port: unknown key"},
+		{"value where a section belongs", "nic: eth0\n", "config: nic: expected a section"},
+		{"section where a value belongs", "board: {name: rpi4}\n", "config: board.name: unknown key"},
+		{"bad board", "board: rpi2\n", "config: board: invalid value"},
+		{"bad driver", "nic: {driver: tap}\n", "config: nic.driver: invalid value"},
+		{"empty interface", "nic: {interface: ''}\n", "config: nic.interface: must not be empty"},
+		{"mtu too small", "nic: {mtu: 67}\n", "config: nic.mtu: 67 out of range"},
+		{"mtu too big", "nic: {mtu: 65536}\n", "config: nic.mtu: 65536 out of range"},
+		{"mtu not a number", "nic: {mtu: big}\n", `config: nic.mtu: invalid integer "big"`},
+		{"bad CIDR", "net: {address: 198.18.0.2}\n", "config: net.address: invalid"},
+		{"IPv6 address", "net: {address: 'fd00::2/64'}\n", "config: net.address: invalid"},
+		{"bad gateway", "net: {gateway: 198.18.0.300}\n", "config: net.gateway: invalid"},
+		{"gateway off subnet", "net: {gateway: 10.0.0.1}\n", "config: net.gateway: 10.0.0.1 is outside"},
+		{"gateway is self", "net: {gateway: 198.18.0.2}\n", "config: net.gateway: 198.18.0.2 is the firmware's own address"},
+		{"bad congestion control", "tcp: {congestion_control: bbr}\n", "config: tcp.congestion_control: invalid value"},
+		{"bad duration", "tcp: {msl: abc}\n", `config: tcp.msl: invalid duration "abc"`},
+		{"unitless duration", "tcp: {fin_wait2_timeout: 30}\n", `config: tcp.fin_wait2_timeout: invalid duration "30"`},
+		{"negative duration", "tcp: {quiet_time: -1s}\n", "config: tcp.quiet_time: negative duration"},
+		{"negative keepalive", "tcp: {keepalive: {interval: -5s}}\n", "config: tcp.keepalive.interval: negative duration"},
+		{"zero keepalive", "tcp: {keepalive: {idle: 0s}}\n", "config: tcp.keepalive.idle: duration must be positive"},
+		{"keepalive count zero", "tcp: {keepalive: {count: 0}}\n", "config: tcp.keepalive.count: 0 out of range"},
+		{"service port too big", "services: {echo: {port: 65536}}\n", "config: services.echo.port: 65536 out of range"},
+		{"service port negative", "services: {chargen: {port: -1}}\n", "config: services.chargen.port: -1 out of range"},
+		{"service port clash", "services: {echo: {port: 7}, discard: {port: 7}}\n", "config: services.discard.port: port 7 already used by services.echo.port"},
+		{"service on ssh port", "services: {daytime: {port: 22}}\n", "config: services.daytime.port: port 22 already used by mgmt.ssh.port"},
+		{"ssh port zero", "mgmt: {ssh: {port: 0}}\n", "config: mgmt.ssh.port: 0 out of range"},
+		{"ssh port too big", "mgmt: {ssh: {port: 70000}}\n", "config: mgmt.ssh.port: 70000 out of range"},
+		{"empty host key", "mgmt: {ssh: {host_key: ''}}\n", "config: mgmt.ssh.host_key: must not be empty"},
+		{"empty socket", "mgmt: {socket: ''}\n", "config: mgmt.socket: must not be empty"},
+		{"list value", "board: [host]\n", "config: board: expected a single value"},
+		{"not YAML", "board: [host\n", "config: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cleanEnv(t)
+			c, err := Load(writeConfig(t, tc.yaml))
+			if err == nil {
+				t.Fatalf("Load accepted it: %+v", c)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load error = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAllErrorsReported(t *testing.T) {
+	cleanEnv(t)
+	_, err := Load(writeConfig(t, "board: x\nnic: {mtu: 1}\nfoo: 1\n"))
+	if err == nil {
+		t.Fatal("Load accepted it")
+	}
+	for _, key := range []string{"board", "nic.mtu", "foo"} {
+		if !strings.Contains(err.Error(), "config: "+key+":") {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	cleanEnv(t)
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml")); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+}
+
+func TestMarshalJSONIsConfigShaped(t *testing.T) {
+	cleanEnv(t)
+	path := writeConfig(t, fullConfig)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The JSON form is valid config-file syntax (YAML is a superset of
+	// JSON) and loads back to the same configuration.
+	again, err := Load(writeConfig(t, string(b)))
+	if err != nil {
+		t.Fatalf("reloading %s: %v", b, err)
+	}
+	if *again != *c {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *again, *c)
+	}
+	var m struct {
+		TCP map[string]any `json:"tcp"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.TCP["msl"]; got != "1s" {
+		t.Errorf("tcp.msl renders as %v, want \"1s\"", got)
+	}
+}

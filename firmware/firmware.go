@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/synfin/synfin/firmware/config"
+	"github.com/synfin/synfin/firmware/services"
+	"github.com/synfin/synfin/firmware/stacknet"
+	"github.com/synfin/synfin/mgmt"
+	"github.com/synfin/synfin/nic"
+	"github.com/synfin/synfin/tcpext"
+)
+
+// nicID is the stack's one NIC.
+const nicID tcpip.NICID = 1
+
+// runFirmware brings the firmware up on cfg, prints the ready line to ready,
+// and runs until ctx is done; it then tears everything down in reverse.
+func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, ready io.Writer) error {
+	link, err := nic.Open(nic.Config{Interface: cfg.NIC.Interface, Driver: cfg.NIC.Driver, MTU: cfg.NIC.MTU})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := link.Close(); err != nil {
+			log.Warn("closing the NIC", "err", err)
+		}
+	}()
+
+	s, err := newStack(cfg, link.Endpoint())
+	if err != nil {
+		return err
+	}
+	defer destroyStack(s)
+
+	// Listeners and connections must be gone before the stack goes.
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	for _, svc := range enabledServices(cfg.Services) {
+		ln, err := stacknet.ListenTCP(s, tcpip.FullAddress{Port: svc.port}, ipv4.ProtocolNumber)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc.name, err)
+		}
+		l := log.With("service", svc.name, "port", svc.port)
+		wg.Go(func() {
+			if err := services.Serve(ctx, ln, svc.handler, l); err != nil {
+				l.Error("service stopped", "err", err)
+			}
+		})
+		l.Info("service listening")
+	}
+
+	shell := mgmt.NewShell(tcpext.ProtocolOf(s),
+		mgmt.WithConfig(cfg),
+		mgmt.WithInterfaces(func() []mgmt.Interface {
+			return []mgmt.Interface{{
+				Name:    link.Name(),
+				MAC:     link.MAC().String(),
+				MTU:     link.MTU(),
+				Driver:  cfg.NIC.Driver,
+				Address: cfg.Net.Address.String(),
+				Stats:   link.Stats(),
+			}}
+		}),
+		mgmt.WithLogger(log),
+	)
+	srv, err := mgmt.Listen(cfg.Mgmt.Socket, shell, log)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ctx); err != nil {
+			log.Error("management socket stopped", "err", err)
+		}
+	})
+	log.Info("management socket listening", "path", cfg.Mgmt.Socket)
+
+	// A fixed, greppable line: the lab waits for it.
+	fmt.Fprintf(ready, "synfin: ready address=%s nic=%s\n", cfg.Net.Address, link.Name())
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+// newStack assembles the netstack over ep: IPv4 with ARP, UDP, ICMP (the
+// IPv4 layer answers pings itself) and tcpext as TCP, with cfg's address, a
+// route to its subnet and, if there is a gateway, a default route.
+func newStack(cfg *config.Config, ep stack.LinkEndpoint) (*stack.Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{
+			udp.NewProtocol,
+			icmp.NewProtocol4,
+			tcpext.NewProtocolFactory(tcpOptions(cfg.TCP)),
+		},
+	})
+	if terr := s.CreateNIC(nicID, ep); terr != nil {
+		destroyStack(s)
+		return nil, fmt.Errorf("stack: create NIC: %s", terr)
+	}
+	addr := tcpip.AddressWithPrefix{
+		Address:   tcpip.AddrFrom4(cfg.Net.Address.Addr().As4()),
+		PrefixLen: cfg.Net.Address.Bits(),
+	}
+	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: addr}
+	if terr := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); terr != nil {
+		destroyStack(s)
+		return nil, fmt.Errorf("stack: add address %s: %s", cfg.Net.Address, terr)
+	}
+	routes := []tcpip.Route{{Destination: addr.Subnet(), NIC: nicID}}
+	if gw := cfg.Net.Gateway; gw.IsValid() {
+		routes = append(routes, tcpip.Route{
+			Destination: header.IPv4EmptySubnet,
+			Gateway:     tcpip.AddrFrom4(gw.As4()),
+			NIC:         nicID,
+		})
+	}
+	s.SetRouteTable(routes)
+	return s, nil
+}
+
+// destroyStack aborts every endpoint left and stops the stack. It does not
+// use Stack.Destroy: that waits for each link endpoint before closing it, but
+// nic's endpoint only stops once closed. Removing the NIC closes its link
+// endpoint first; the aborts before that still get their RSTs out.
+func destroyStack(s *stack.Stack) {
+	s.Close()
+	s.RemoveNIC(nicID)
+	s.Wait()
+}
+
+func tcpOptions(t config.TCP) tcpext.Options {
+	return tcpext.Options{
+		MSL:             t.MSL,
+		FinWait2Timeout: t.FinWait2Timeout,
+		QuietTime:       t.QuietTime,
+		Keepalive: tcpext.KeepaliveOptions{
+			Idle:     t.Keepalive.Idle,
+			Interval: t.Keepalive.Interval,
+			Count:    t.Keepalive.Count,
+		},
+		CongestionControl: t.CongestionControl,
+	}
+}
+
+type service struct {
+	name    string
+	port    uint16
+	handler services.Handler
+}
+
+func enabledServices(cfg config.Services) []service {
+	var list []service
+	for _, s := range []struct {
+		name string
+		cfg  config.Service
+		h    services.Handler
+	}{
+		{"echo", cfg.Echo, services.Echo},
+		{"discard", cfg.Discard, services.Discard},
+		{"daytime", cfg.Daytime, services.Daytime},
+		{"chargen", cfg.Chargen, services.Chargen},
+	} {
+		if s.cfg.Enabled() {
+			list = append(list, service{s.name, s.cfg.Port, s.h})
+		}
+	}
+	return list
+}

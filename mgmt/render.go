@@ -1,0 +1,220 @@
+package mgmt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/synfin/synfin/tcpext"
+)
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func micros(us int64) string { return (time.Duration(us) * time.Microsecond).String() }
+func millis(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
+
+// writeTCBTable writes one line per TCB, in the manner of ss.
+func writeTCBTable(w io.Writer, tcbs []tcpext.TCBInfo) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tSTATE\tLOCAL\tREMOTE\tSEND-Q\tRECV-Q\tCWND\tSRTT\tRTO")
+	for _, t := range tcbs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n",
+			t.ID, t.State, t.Local, t.Remote, t.SendQueue, t.RecvQueue, t.Cwnd, micros(t.SRTTus), millis(t.RTOms))
+	}
+	return tw.Flush()
+}
+
+// writeTCB writes every field of one TCB as "key: value", labelled with its
+// JSON key so the text and --json views read the same.
+func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
+	tw := newTable(w)
+	kv := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	section := func(name string) { fmt.Fprintf(tw, "%s:\n", name) }
+	sub := func(k string, v any) { fmt.Fprintf(tw, "  %s:\t%v\n", k, v) }
+
+	kv("id", t.ID)
+	kv("state", t.State)
+	kv("local", t.Local)
+	kv("remote", t.Remote)
+
+	kv("iss", t.ISS)
+	kv("irs", t.IRS)
+	kv("snd_una", t.SndUna)
+	kv("snd_nxt", t.SndNxt)
+	kv("snd_wnd", t.SndWnd)
+	kv("snd_wl1", t.SndWL1)
+	kv("snd_wl2", t.SndWL2)
+	kv("snd_up", t.SndUp)
+	kv("rcv_nxt", t.RcvNxt)
+	kv("rcv_wnd", t.RcvWnd)
+	kv("rcv_up", t.RcvUp)
+
+	kv("mss", t.MSS)
+	kv("snd_wscale", t.SndWScale)
+	kv("rcv_wscale", t.RcvWScale)
+	kv("sack_permitted", t.SACKPermitted)
+	kv("timestamps", t.Timestamps)
+	kv("ts_recent", t.TSRecent)
+
+	kv("cc", t.CC)
+	kv("cwnd", t.Cwnd)
+	kv("ssthresh", t.Ssthresh)
+	kv("recovery", t.Recovery)
+
+	kv("srtt_us", fmt.Sprintf("%d (%s)", t.SRTTus, micros(t.SRTTus)))
+	kv("rttvar_us", fmt.Sprintf("%d (%s)", t.RTTVARus, micros(t.RTTVARus)))
+	kv("rto_ms", fmt.Sprintf("%d (%s)", t.RTOms, millis(t.RTOms)))
+	kv("backoff", t.Backoff)
+
+	kv("send_queue", t.SendQueue)
+	kv("recv_queue", t.RecvQueue)
+	kv("ooo_queue", t.OOOQueue)
+
+	if len(t.Timers) == 0 {
+		kv("timers", "none")
+	} else {
+		section("timers")
+		for _, tm := range t.Timers {
+			sub(tm.Name, millis(tm.RemainingMS)+" left")
+		}
+	}
+
+	c := t.Counters
+	section("counters")
+	sub("segs_in", c.SegsIn)
+	sub("segs_out", c.SegsOut)
+	sub("bytes_in", c.BytesIn)
+	sub("bytes_out", c.BytesOut)
+	sub("retransmits", c.Retransmits)
+	sub("dup_segs_in", c.DupSegsIn)
+	sub("rsts_in", c.RSTsIn)
+	sub("rsts_out", c.RSTsOut)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// History gets its own table: its columns do not line up with the
+	// key: value block above.
+	if len(t.History) == 0 {
+		_, err := fmt.Fprintln(w, "history:  none")
+		return err
+	}
+	fmt.Fprintln(w, "history:")
+	tw = newTable(w)
+	for _, h := range t.History {
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\n", h.At.Format("2006-01-02T15:04:05.000000Z07:00"), h.From, h.To, h.Cause)
+	}
+	return tw.Flush()
+}
+
+func writeInterfaces(w io.Writer, ifaces []Interface) error {
+	if len(ifaces) == 0 {
+		_, err := fmt.Fprintln(w, "no interfaces")
+		return err
+	}
+	for i, ifc := range ifaces {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, ifc.Name)
+		tw := newTable(w)
+		fmt.Fprintf(tw, "  mac:\t%s\n", ifc.MAC)
+		fmt.Fprintf(tw, "  mtu:\t%d\n", ifc.MTU)
+		fmt.Fprintf(tw, "  driver:\t%s\n", ifc.Driver)
+		fmt.Fprintf(tw, "  address:\t%s\n", ifc.Address)
+		if ifc.Stats != nil {
+			lines, err := flatten(ifc.Stats)
+			if err != nil {
+				return err
+			}
+			for _, l := range lines {
+				fmt.Fprintf(tw, "  stats.%s:\t%s\n", l.key, l.value)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFlat writes v's JSON form as "dotted.key: value" lines in key order,
+// which for the config are exactly its keys.
+func writeFlat(w io.Writer, v any) error {
+	lines, err := flatten(v)
+	if err != nil {
+		return err
+	}
+	tw := newTable(w)
+	for _, l := range lines {
+		fmt.Fprintf(tw, "%s:\t%s\n", l.key, l.value)
+	}
+	return tw.Flush()
+}
+
+type flatLine struct{ key, value string }
+
+// flatten turns v's JSON form into one line per leaf, objects' keys in
+// sorted order, lists' elements in theirs. Going
+// through JSON lets every value choose its own field names and formatting.
+func flatten(v any) ([]flatLine, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode JSON: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // keep integers exact instead of float64
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	var lines []flatLine
+	var walk func(prefix string, n any)
+	walk = func(prefix string, n any) {
+		join := func(k string) string {
+			if prefix == "" {
+				return k
+			}
+			return prefix + "." + k
+		}
+		switch n := n.(type) {
+		case map[string]any:
+			if len(n) == 0 {
+				lines = append(lines, flatLine{prefix, "{}"})
+			}
+			for _, k := range slices.Sorted(maps.Keys(n)) {
+				walk(join(k), n[k])
+			}
+		case []any:
+			if len(n) == 0 {
+				lines = append(lines, flatLine{prefix, "[]"})
+			}
+			for i, child := range n {
+				walk(join(strconv.Itoa(i)), child)
+			}
+		case nil:
+			lines = append(lines, flatLine{prefix, ""})
+		default:
+			lines = append(lines, flatLine{prefix, fmt.Sprint(n)})
+		}
+	}
+	walk("", tree)
+	return lines, nil
+}
