@@ -16,7 +16,14 @@ func (e *endpoint) close() {
 		e.orphans = append(e.orphans, e.closeListener()...)
 	case StateSynSent:
 		e.setState(StateClosed, "close in SYN-SENT")
-	case StateSynReceived, StateEstablished, StateCloseWait:
+	case StateSynReceived:
+		// Nothing can be queued before ESTABLISHED, so the FIN goes now
+		// (RFC 9293 section 3.10.4, SYN-RECEIVED → FIN-WAIT-1).
+		e.finQueued = true
+		e.setState(StateFinWait1, "close in SYN-RECEIVED")
+		e.stopRTO()
+		e.sendPending()
+	case StateEstablished, StateCloseWait:
 		if len(e.rcvBuf) > 0 {
 			// Data the application will never read: reset rather than
 			// pretend an orderly close (RFC 2525 section 2.17).
@@ -77,6 +84,7 @@ func (e *endpoint) cleanup() {
 	e.stopRTO()
 	e.stopTimeWait()
 	e.stopFinWait2()
+	e.stopKeepalive()
 	if e.inDemux {
 		e.proto.unregister(e, e.demuxID)
 		e.inDemux = false

@@ -82,6 +82,8 @@ type endpoint struct {
 	finQueued bool
 
 	rcvBuf     []byte
+	ooo        []oooSegment // out-of-order data, sorted by sequence
+	oooBytes   int
 	rcvBufMax  int
 	rcvShut    bool // the application shut down reading
 	closed     bool // the application called Close
@@ -91,6 +93,11 @@ type endpoint struct {
 
 	rtt rttEstimator
 	cc  congestion
+	ka  keepalive
+	// userTimeout and progress implement the user timeout: the time since
+	// the oldest unacknowledged data was sent or last acknowledged.
+	userTimeout time.Duration
+	progress    time.Time
 
 	rtoTimer      tcpip.Timer
 	rtoDeadline   time.Time
@@ -121,7 +128,11 @@ func newEndpoint(p *Protocol, netProto tcpip.NetworkProtocolNumber, wq *waiter.Q
 		sndMSS:    defaultMSS,
 	}
 	e.ops.InitHandler(e, p.stack, tcpip.GetStackSendBufferLimits, tcpip.GetStackReceiveBufferLimits)
-	e.rtt.init()
+	e.rtt.init(p.opts.MinRTO, p.opts.MaxRTO)
+	e.ka.idle = p.opts.Keepalive.Idle
+	e.ka.interval = p.opts.Keepalive.Interval
+	e.ka.count = p.opts.Keepalive.Count
+	e.userTimeout = p.opts.UserTimeout
 	return e
 }
 
@@ -165,11 +176,17 @@ func (e *endpoint) setState(s State, cause string) {
 	old := e.state
 	e.state = s
 	e.stateA.Store(uint32(s))
+	if f := e.proto.opts.OnTransition; f != nil {
+		f(Transition{ID: e.id, From: old, To: s, Cause: cause, At: e.history[len(e.history)-1].At})
+	}
 	switch {
 	case old == StateClosed:
 		e.proto.track(e)
 	case s == StateClosed:
 		e.cleanup()
+	}
+	if keepaliveState(s) != keepaliveState(old) {
+		e.armKeepalive()
 	}
 	e.events |= waiter.EventIn | waiter.EventOut
 }
@@ -179,7 +196,13 @@ func (e *endpoint) Close() {
 	e.mu.Lock()
 	e.closed = true
 	e.rcvShut = true
-	e.close()
+	if l := e.ops.GetLinger(); l.Enabled && l.Timeout == 0 && e.state != StateListen {
+		// SO_LINGER with a zero timeout: an abortive close, queued data
+		// dropped and a RST sent (RFC 9293 section 3.10.5).
+		e.abort("close with linger 0")
+	} else {
+		e.close()
+	}
 	e.unlock()
 }
 
@@ -331,17 +354,63 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 
 // SetSockOpt implements tcpip.Endpoint.
 func (e *endpoint) SetSockOpt(opt tcpip.SettableSocketOption) tcpip.Error {
-	return &tcpip.ErrUnknownProtocolOption{}
+	e.mu.Lock()
+	defer e.unlock()
+	switch v := opt.(type) {
+	case *tcpip.KeepaliveIdleOption:
+		if *v <= 0 {
+			return &tcpip.ErrInvalidOptionValue{}
+		}
+		e.ka.idle = time.Duration(*v)
+		e.armKeepalive()
+	case *tcpip.KeepaliveIntervalOption:
+		if *v <= 0 {
+			return &tcpip.ErrInvalidOptionValue{}
+		}
+		e.ka.interval = time.Duration(*v)
+		e.armKeepalive()
+	case *tcpip.TCPUserTimeoutOption:
+		if *v < 0 {
+			return &tcpip.ErrInvalidOptionValue{}
+		}
+		e.userTimeout = time.Duration(*v)
+	default:
+		return &tcpip.ErrUnknownProtocolOption{}
+	}
+	return nil
 }
 
 // SetSockOptInt implements tcpip.Endpoint.
 func (e *endpoint) SetSockOptInt(opt tcpip.SockOptInt, v int) tcpip.Error {
-	return &tcpip.ErrUnknownProtocolOption{}
+	e.mu.Lock()
+	defer e.unlock()
+	switch opt {
+	case tcpip.KeepaliveCountOption:
+		if v < 1 {
+			return &tcpip.ErrInvalidOptionValue{}
+		}
+		e.ka.count = v
+	default:
+		return &tcpip.ErrUnknownProtocolOption{}
+	}
+	return nil
 }
 
 // GetSockOpt implements tcpip.Endpoint.
 func (e *endpoint) GetSockOpt(opt tcpip.GettableSocketOption) tcpip.Error {
-	return &tcpip.ErrUnknownProtocolOption{}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch v := opt.(type) {
+	case *tcpip.KeepaliveIdleOption:
+		*v = tcpip.KeepaliveIdleOption(e.ka.idle)
+	case *tcpip.KeepaliveIntervalOption:
+		*v = tcpip.KeepaliveIntervalOption(e.ka.interval)
+	case *tcpip.TCPUserTimeoutOption:
+		*v = tcpip.TCPUserTimeoutOption(e.userTimeout)
+	default:
+		return &tcpip.ErrUnknownProtocolOption{}
+	}
+	return nil
 }
 
 // GetSockOptInt implements tcpip.Endpoint.
@@ -353,6 +422,8 @@ func (e *endpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
 		return len(e.rcvBuf), nil
 	case tcpip.SendQueueSizeOption:
 		return len(e.sndBuf), nil
+	case tcpip.KeepaliveCountOption:
+		return e.ka.count, nil
 	}
 	return 0, &tcpip.ErrUnknownProtocolOption{}
 }
@@ -392,10 +463,6 @@ func (e *endpoint) LastError() tcpip.Error {
 
 // SocketOptions implements tcpip.Endpoint.
 func (e *endpoint) SocketOptions() *tcpip.SocketOptions { return &e.ops }
-
-// HandleError implements stack.TransportEndpoint; ICMP errors are soft
-// errors for TCP (RFC 9293 section 3.10.7.1 allows ignoring them).
-func (*endpoint) HandleError(stack.TransportError, *stack.PacketBuffer) {}
 
 // Wait implements stack.TransportEndpoint; tcpext runs no goroutines.
 func (*endpoint) Wait() {}

@@ -17,11 +17,9 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	e.mu.Lock()
 	defer e.unlock()
 	switch e.state {
-	case StateClosed:
+	case StateClosed, StateListen:
 	case StateSynSent, StateSynReceived:
 		return &tcpip.ErrAlreadyConnecting{}
-	case StateListen:
-		return &tcpip.ErrInvalidEndpointState{}
 	default:
 		return &tcpip.ErrAlreadyConnected{}
 	}
@@ -39,6 +37,16 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	r, err := e.stack.FindRoute(nic, e.tid.LocalAddress, addr.Addr, e.netProto, false)
 	if err != nil {
 		return err
+	}
+	cause := "active open"
+	if e.state == StateListen {
+		// SEND in LISTEN turns the passive open active (RFC 9293 section
+		// 3.10.2); connections not yet accepted are reset.
+		e.proto.unregister(e, e.demuxID)
+		e.inDemux = false
+		e.orphans = append(e.orphans, e.acceptQ...)
+		e.acceptQ = nil
+		cause = "connect in LISTEN: passive open made active"
 	}
 	id := e.tid
 	id.LocalAddress = r.LocalAddress()
@@ -65,7 +73,7 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	e.initSend(e.proto.isn(id))
 	e.rcvMSS = mssFor(r.MTU())
 	e.proto.stats.ActiveOpens.Add(1)
-	e.setState(StateSynSent, "active open")
+	e.setState(StateSynSent, cause)
 	e.sendSYN()
 	return &tcpip.ErrConnectStarted{}
 }
@@ -95,6 +103,7 @@ func (e *endpoint) initReceive(seg *Segment) {
 		peer = defaultMSS
 	}
 	e.sndMSS = min(peer, int(e.rcvMSS))
+	e.cc.init(e.sndMSS)
 }
 
 func (e *endpoint) synOptions() *SegmentOptions {
@@ -172,7 +181,6 @@ func (e *endpoint) handleSynSent(seg *Segment) {
 // wake whoever waits — the connecting application, or the listener's accept
 // queue for a passive open.
 func (e *endpoint) established(cause string) {
-	e.cc.init(e.sndMSS)
 	e.rtt.backoff = 0
 	e.stopRTO()
 	e.setState(StateEstablished, cause)

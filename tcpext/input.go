@@ -46,7 +46,8 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 	e.mu.Lock()
 	e.counters.SegsIn++
 	e.counters.BytesIn += uint64(len(seg.Payload))
-	var child *endpoint
+	e.heard()
+	var child, reincarnate *endpoint
 	switch e.state {
 	case StateClosed:
 		e.replyResetVia(id, pkt, &seg)
@@ -55,11 +56,17 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 	case StateSynSent:
 		e.handleSynSent(&seg)
 	case StateTimeWait:
-		e.handleTimeWait(&seg)
+		reincarnate = e.handleTimeWait(&seg)
 	default:
 		e.handleSegment(&seg)
 	}
 	e.unlock()
+	if reincarnate != nil {
+		// The TIME-WAIT TCB has gone; its listener takes the new SYN.
+		reincarnate.mu.Lock()
+		child = reincarnate.handleListen(id, &seg, pkt)
+		reincarnate.unlock()
+	}
 	if child != nil {
 		child.mu.Lock()
 		child.unlock()
@@ -170,8 +177,7 @@ func (e *endpoint) onReset() {
 	switch e.state {
 	case StateSynReceived:
 		if e.passiveOpen {
-			// Back to LISTEN: the listener stays; this child goes.
-			e.setState(StateClosed, "RST in SYN-RECEIVED (passive open)")
+			e.returnToListen("RST in SYN-RECEIVED (passive open)")
 			return
 		}
 		e.fail(&tcpip.ErrConnectionRefused{}, "RST in SYN-RECEIVED (active open)")
@@ -204,6 +210,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		}
 		e.rtt.acked(ack, e.stack.Clock().NowMonotonic())
 		e.rtt.backoff = 0
+		e.progress = e.stack.Clock().Now()
 		e.cc.onAck(int(acked), e.sndMSS)
 		if e.sndUna == e.sndMax {
 			e.stopRTO()
@@ -242,42 +249,41 @@ func (e *endpoint) updateWindow(seg *Segment) {
 }
 
 // processText is the sixth to eighth steps: segment text, then FIN.
+// Data beyond a gap is held and answered at once with a duplicate ACK
+// (RFC 5681 section 4.2); data that fills a gap is ACKed at once too.
 func (e *endpoint) processText(seg *Segment) {
-	if len(seg.Payload) > 0 {
-		switch e.state {
-		case StateEstablished, StateFinWait1, StateFinWait2:
-		default:
-			// Text after the peer's FIN is ignored.
-			return
-		}
-		if e.closed {
-			// Nobody will read it: the application closed fully, so the
-			// peer learns at once (RFC 9293 section 3.10.7.4, RFC 2525).
-			e.abort("data received after close")
-			return
-		}
-		if seg.Seq != e.rcvNxt {
-			// Out of order: not held yet; a duplicate ACK tells the peer
-			// where the gap is (RFC 5681 section 4.2).
-			e.sendACK()
-			return
-		}
-		n := min(len(seg.Payload), e.rcvBufMax-len(e.rcvBuf))
-		if !e.rcvShut {
-			e.rcvBuf = append(e.rcvBuf, seg.Payload[:n]...)
-			e.events |= waiter.ReadableEvents
-		}
-		e.rcvNxt = e.rcvNxt.Add(seqnum.Size(n))
-		if n < len(seg.Payload) {
-			seg.Flags &^= header.TCPFlagFin
-		}
-		if !seg.has(header.TCPFlagFin) {
-			e.sendACK()
-		}
+	fin := seg.has(header.TCPFlagFin)
+	if len(seg.Payload) == 0 && !fin {
+		return
 	}
-	if seg.has(header.TCPFlagFin) && seg.Seq.Add(seqnum.Size(len(seg.Payload))) == e.rcvNxt {
+	switch e.state {
+	case StateEstablished, StateFinWait1, StateFinWait2:
+	default:
+		// Text and FIN after the peer's FIN are ignored.
+		return
+	}
+	if len(seg.Payload) > 0 && e.closed {
+		// Nobody will read it: the application closed fully, so the peer
+		// learns at once (RFC 9293 section 3.10.7.4, RFC 2525).
+		e.abort("data received after close")
+		return
+	}
+	if seg.Seq != e.rcvNxt {
+		e.holdOutOfOrder(seg.Seq, seg.Payload, fin)
+		e.sendACK()
+		return
+	}
+	if n := e.deliver(seg.Payload); n < len(seg.Payload) {
+		fin = false
+	}
+	if len(e.ooo) > 0 && e.drainOutOfOrder() {
+		fin = true
+	}
+	if fin {
 		e.processFIN()
+		return
 	}
+	e.sendACK()
 }
 
 // processFIN is the eighth step: the peer's FIN takes one sequence number

@@ -110,6 +110,11 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 	e.synQueue++
 	e.proto.stats.PassiveOpens.Add(1)
 	c.mu.Lock()
+	// The child is born as a copy of the listener's LISTEN TCB, so its
+	// history starts on the diagram's LISTEN → SYN-RECEIVED arrow.
+	c.state = StateListen
+	c.stateA.Store(uint32(StateListen))
+	e.proto.track(c)
 	c.setState(StateSynReceived, "SYN received in LISTEN")
 	c.sendSYNACK()
 	c.mu.Unlock()
@@ -146,6 +151,26 @@ func (e *endpoint) enqueueAccepted(c *endpoint) {
 	e.acceptQ = append(e.acceptQ, c)
 	e.events |= waiter.ReadableEvents
 	e.unlock()
+}
+
+// returnToListen is the SYN-RECEIVED → LISTEN arrow for a passive open:
+// the listener never stopped listening, so the child records the arrow and
+// is deleted.
+func (e *endpoint) returnToListen(cause string) {
+	e.setState(StateListen, cause)
+	e.state = StateClosed
+	e.stateA.Store(uint32(StateClosed))
+	e.cleanup()
+}
+
+// listenerFor returns the listener owning port, if any.
+func (p *Protocol) listenerFor(port uint16) *endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pe := p.ports[port]; pe != nil && pe.exclusive != nil && State(pe.exclusive.stateA.Load()) == StateListen {
+		return pe.exclusive
+	}
+	return nil
 }
 
 // leaveSynQueue forgets a child that died in SYN-RECEIVED: for a passive

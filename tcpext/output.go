@@ -113,7 +113,7 @@ func (e *endpoint) finAcked() bool {
 // the retransmission timer running while anything is outstanding
 // (RFC 6298 section 5.1).
 func (e *endpoint) sendPending() {
-	if !e.state.synchronized() {
+	if !e.state.synchronized() || e.sndNxt.LessThan(e.sndBufSeq) {
 		return
 	}
 	end := e.finSeq()
@@ -144,6 +144,9 @@ func (e *endpoint) sendPending() {
 // advances SND.NXT past it.
 func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []byte) {
 	retransmit := seq.LessThan(e.sndMax)
+	if e.sndUna == e.sndMax {
+		e.progress = e.stack.Clock().Now()
+	}
 	e.emit(flags, seq, payload, nil)
 	l := seqnum.Size(len(payload))
 	if flags&header.TCPFlagFin != 0 {

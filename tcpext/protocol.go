@@ -39,6 +39,27 @@ type Options struct {
 	Keepalive KeepaliveOptions
 	// CongestionControl names the default congestion control.
 	CongestionControl string
+	// MinRTO and MaxRTO bound the retransmission timeout (RFC 6298
+	// sections 2.4 and 2.5).
+	MinRTO, MaxRTO time.Duration
+	// UserTimeout, when positive, fails a connection whose data stays
+	// unacknowledged that long (RFC 9293 section 3.8.3, RFC 5482).
+	UserTimeout time.Duration
+	// ChallengeACKLimit caps challenge ACKs per second, stack-wide
+	// (RFC 5961 section 7).
+	ChallengeACKLimit int
+	// OnTransition, if set, is told of every state transition of every
+	// TCB. It runs with the TCB locked and must not block or call back
+	// into tcpext.
+	OnTransition func(Transition)
+}
+
+// Transition is one arrow of the state diagram taken by one TCB.
+type Transition struct {
+	ID       uint64
+	From, To State
+	Cause    string
+	At       time.Time
 }
 
 // DefaultOptions returns the RFC defaults.
@@ -48,6 +69,9 @@ func DefaultOptions() Options {
 		FinWait2Timeout:   60 * time.Second,
 		Keepalive:         KeepaliveOptions{Idle: 2 * time.Hour, Interval: 75 * time.Second, Count: 9},
 		CongestionControl: "newreno",
+		MinRTO:            defaultMinRTO,
+		MaxRTO:            defaultMaxRTO,
+		ChallengeACKLimit: 1000,
 	}
 }
 
@@ -78,9 +102,22 @@ type Protocol struct {
 	tcbs          map[uint64]*endpoint
 	ports         map[uint16]*portEntry
 	nextEphemeral uint32
+
+	challengeStart tcpip.MonotonicTime
+	challengeCount int
 }
 
 func newProtocol(s *stack.Stack, opts Options) *Protocol {
+	def := DefaultOptions()
+	if opts.MinRTO <= 0 {
+		opts.MinRTO = def.MinRTO
+	}
+	if opts.MaxRTO < opts.MinRTO {
+		opts.MaxRTO = max(def.MaxRTO, opts.MinRTO)
+	}
+	if opts.ChallengeACKLimit <= 0 {
+		opts.ChallengeACKLimit = def.ChallengeACKLimit
+	}
 	p := &Protocol{
 		stack: s,
 		opts:  opts,
@@ -128,6 +165,21 @@ func (p *Protocol) TCBs() []TCBInfo {
 		out = append(out, e.snapshot())
 	}
 	return out
+}
+
+// Abort resets the connection of TCB id, as the ABORT call does (RFC 9293
+// section 3.10.5): a RST to a synchronized peer, then CLOSED.
+func (p *Protocol) Abort(id uint64) error {
+	p.mu.Lock()
+	e, ok := p.tcbs[id]
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no TCB with id %d", id)
+	}
+	e.mu.Lock()
+	e.abort("aborted by operator")
+	e.unlock()
+	return nil
 }
 
 // TCB returns a snapshot of one TCB.

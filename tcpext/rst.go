@@ -1,6 +1,8 @@
 package tcpext
 
 import (
+	"time"
+
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -51,5 +53,27 @@ func (e *endpoint) sendReset() {
 // (RFC 5961 sections 3.2 and 4.2), so a blind attacker cannot reset the
 // connection while a genuine peer learns where we are.
 func (e *endpoint) challengeACK() {
+	if !e.proto.allowChallengeACK() {
+		e.proto.stats.ChallengeACKsSuppressed.Add(1)
+		return
+	}
+	e.counters.ChallengeACKs++
+	e.proto.stats.ChallengeACKs.Add(1)
 	e.sendACK()
+}
+
+// allowChallengeACK is the stack-wide rate limit of RFC 5961 section 7,
+// so challenge ACKs cannot be used to flood or, counted, as a side channel.
+func (p *Protocol) allowChallengeACK() bool {
+	now := p.stack.Clock().NowMonotonic()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.challengeStart) >= time.Second {
+		p.challengeStart, p.challengeCount = now, 0
+	}
+	if p.challengeCount >= p.opts.ChallengeACKLimit {
+		return false
+	}
+	p.challengeCount++
+	return true
 }

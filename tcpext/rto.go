@@ -13,8 +13,8 @@ import (
 // serves, 1 s turns every loss into a long stall.
 const (
 	initialRTO    = time.Second // RFC 6298 section 2.1
-	minRTO        = 200 * time.Millisecond
-	maxRTO        = 60 * time.Second // RFC 6298 section 2.5
+	defaultMinRTO = 200 * time.Millisecond
+	defaultMaxRTO = 60 * time.Second // RFC 6298 section 2.5
 	clockGranule  = time.Millisecond // G of RFC 6298 section 2
 	maxSynRetries = 6
 	maxRetries    = 15
@@ -24,6 +24,7 @@ const (
 // segment being timed. Karn's algorithm (RFC 6298 section 3): a segment that
 // was retransmitted is never timed.
 type rttEstimator struct {
+	minRTO, maxRTO    time.Duration
 	srtt, rttvar, rto time.Duration
 	backoff           int
 	measured          bool
@@ -33,7 +34,10 @@ type rttEstimator struct {
 	timedSent tcpip.MonotonicTime
 }
 
-func (r *rttEstimator) init() { r.rto = initialRTO }
+func (r *rttEstimator) init(minRTO, maxRTO time.Duration) {
+	r.minRTO, r.maxRTO = minRTO, maxRTO
+	r.rto = min(max(initialRTO, minRTO), maxRTO)
+}
 
 // sent notes a transmission of [seq, end).
 func (r *rttEstimator) sent(seq, end seqnum.Value, retransmit bool, now tcpip.MonotonicTime) {
@@ -70,17 +74,17 @@ func (r *rttEstimator) sample(m time.Duration) {
 		r.rttvar = (3*r.rttvar + d) / 4
 		r.srtt = (7*r.srtt + m) / 8
 	}
-	r.rto = min(max(r.srtt+max(clockGranule, 4*r.rttvar), minRTO), maxRTO)
+	r.rto = min(max(r.srtt+max(clockGranule, 4*r.rttvar), r.minRTO), r.maxRTO)
 	r.backoff = 0
 }
 
 // current is the RTO with exponential backoff applied (RFC 6298 section 5.5).
 func (r *rttEstimator) current() time.Duration {
 	d := r.rto
-	for i := 0; i < r.backoff && d < maxRTO; i++ {
+	for i := 0; i < r.backoff && d < r.maxRTO; i++ {
 		d *= 2
 	}
-	return min(d, maxRTO)
+	return min(d, r.maxRTO)
 }
 
 // armRTO starts the retransmission timer unless it is running
@@ -129,9 +133,12 @@ func (e *endpoint) onRTO() {
 		limit = maxSynRetries
 	}
 	if e.rtt.backoff >= limit {
-		e.hardError = &tcpip.ErrTimeout{}
-		e.lastError = e.hardError
-		e.abort("retransmission limit reached")
+		e.timeout("retransmission limit reached")
+		return
+	}
+	if e.userTimeout > 0 && e.state.synchronized() && !e.progress.IsZero() &&
+		e.stack.Clock().Now().Sub(e.progress) >= e.userTimeout {
+		e.timeout("user timeout: data unacknowledged too long")
 		return
 	}
 	e.rtt.backoff++
@@ -143,6 +150,13 @@ func (e *endpoint) onRTO() {
 	case StateClosed, StateListen, StateTimeWait:
 		return
 	default:
+		if e.sndUna == e.iss {
+			// Closed in SYN-RECEIVED before our SYN was acknowledged: the
+			// SYN,ACK goes again; the FIN waits behind it.
+			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, nil, e.synOptions())
+			e.counters.Retransmits++
+			break
+		}
 		e.cc.onTimeout(int(e.sndUna.Size(e.sndNxt)), e.sndMSS)
 		// Go back N: resend from SND.UNA as the loss window allows.
 		e.sndNxt = e.sndUna
@@ -150,6 +164,14 @@ func (e *endpoint) onRTO() {
 		e.sendPending()
 	}
 	e.armRTO()
+}
+
+// timeout fails the connection with a timeout error, resetting a
+// synchronized peer that may still be there.
+func (e *endpoint) timeout(cause string) {
+	e.hardError = &tcpip.ErrTimeout{}
+	e.lastError = e.hardError
+	e.abort(cause)
 }
 
 // sendZeroWindowProbe sends one byte past the closed window so the peer's

@@ -62,14 +62,20 @@ type TimerInfo struct {
 
 // Counters are per-connection event counts.
 type Counters struct {
-	SegsIn      uint64 `json:"segs_in"`
-	SegsOut     uint64 `json:"segs_out"`
-	BytesIn     uint64 `json:"bytes_in"`
-	BytesOut    uint64 `json:"bytes_out"`
-	Retransmits uint64 `json:"retransmits"`
-	DupSegsIn   uint64 `json:"dup_segs_in"`
-	RSTsIn      uint64 `json:"rsts_in"`
-	RSTsOut     uint64 `json:"rsts_out"`
+	SegsIn          uint64 `json:"segs_in"`
+	SegsOut         uint64 `json:"segs_out"`
+	BytesIn         uint64 `json:"bytes_in"`
+	BytesOut        uint64 `json:"bytes_out"`
+	Retransmits     uint64 `json:"retransmits"`
+	DupSegsIn       uint64 `json:"dup_segs_in"`
+	RSTsIn          uint64 `json:"rsts_in"`
+	RSTsOut         uint64 `json:"rsts_out"`
+	ChallengeACKs   uint64 `json:"challenge_acks"`
+	KeepaliveProbes uint64 `json:"keepalive_probes"`
+	OOOSegsIn       uint64 `json:"ooo_segs_in"`
+	OOODropped      uint64 `json:"ooo_dropped"`
+	ICMPIgnored     uint64 `json:"icmp_ignored"`
+	PMTUUpdates     uint64 `json:"pmtu_updates"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.
@@ -112,6 +118,7 @@ func (e *endpoint) snapshot() TCBInfo {
 		Backoff:   e.rtt.backoff,
 		SendQueue: len(e.sndBuf),
 		RecvQueue: len(e.rcvBuf),
+		OOOQueue:  e.oooBytes,
 		Counters:  e.counters,
 		History:   append([]HistoryItem(nil), e.history...),
 		Timers:    []TimerInfo{},
@@ -122,7 +129,7 @@ func (e *endpoint) snapshot() TCBInfo {
 	for _, t := range []struct {
 		name     string
 		deadline time.Time
-	}{{"retransmit", e.rtoDeadline}, {"time-wait", e.twDeadline}, {"fin-wait-2", e.fw2Deadline}} {
+	}{{"retransmit", e.rtoDeadline}, {"time-wait", e.twDeadline}, {"fin-wait-2", e.fw2Deadline}, {"keepalive", e.ka.deadline}} {
 		if !t.deadline.IsZero() {
 			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(now).Milliseconds()})
 		}

@@ -16,37 +16,48 @@ type Stats struct {
 	SendErrors       atomic.Uint64
 	ActiveOpens      atomic.Uint64
 	PassiveOpens     atomic.Uint64
+	ChallengeACKs    atomic.Uint64
+	// ChallengeACKsSuppressed counts challenge ACKs withheld by the rate
+	// limit of RFC 5961 section 7.
+	ChallengeACKsSuppressed atomic.Uint64
+	ICMPErrors              atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats for display.
 type StatsSnapshot struct {
-	SegmentsReceived uint64 `json:"segments_received"`
-	SegmentsSent     uint64 `json:"segments_sent"`
-	Retransmits      uint64 `json:"retransmits"`
-	ChecksumErrors   uint64 `json:"checksum_errors"`
-	MalformedDropped uint64 `json:"malformed_dropped"`
-	NoListener       uint64 `json:"no_listener"`
-	ResetsSent       uint64 `json:"resets_sent"`
-	ResetsReceived   uint64 `json:"resets_received"`
-	ListenOverflows  uint64 `json:"listen_overflows"`
-	SendErrors       uint64 `json:"send_errors"`
-	ActiveOpens      uint64 `json:"active_opens"`
-	PassiveOpens     uint64 `json:"passive_opens"`
+	SegmentsReceived        uint64 `json:"segments_received"`
+	SegmentsSent            uint64 `json:"segments_sent"`
+	Retransmits             uint64 `json:"retransmits"`
+	ChecksumErrors          uint64 `json:"checksum_errors"`
+	MalformedDropped        uint64 `json:"malformed_dropped"`
+	NoListener              uint64 `json:"no_listener"`
+	ResetsSent              uint64 `json:"resets_sent"`
+	ResetsReceived          uint64 `json:"resets_received"`
+	ListenOverflows         uint64 `json:"listen_overflows"`
+	SendErrors              uint64 `json:"send_errors"`
+	ActiveOpens             uint64 `json:"active_opens"`
+	PassiveOpens            uint64 `json:"passive_opens"`
+	ChallengeACKs           uint64 `json:"challenge_acks"`
+	ChallengeACKsSuppressed uint64 `json:"challenge_acks_suppressed"`
+	ICMPErrors              uint64 `json:"icmp_errors"`
 }
 
 func (s *Stats) snapshot() StatsSnapshot {
 	return StatsSnapshot{
-		SegmentsReceived: s.SegmentsReceived.Load(),
-		SegmentsSent:     s.SegmentsSent.Load(),
-		Retransmits:      s.Retransmits.Load(),
-		ChecksumErrors:   s.ChecksumErrors.Load(),
-		MalformedDropped: s.MalformedDropped.Load(),
-		NoListener:       s.NoListener.Load(),
-		ResetsSent:       s.ResetsSent.Load(),
-		ResetsReceived:   s.ResetsReceived.Load(),
-		ListenOverflows:  s.ListenOverflows.Load(),
-		SendErrors:       s.SendErrors.Load(),
-		ActiveOpens:      s.ActiveOpens.Load(),
-		PassiveOpens:     s.PassiveOpens.Load(),
+		SegmentsReceived:        s.SegmentsReceived.Load(),
+		SegmentsSent:            s.SegmentsSent.Load(),
+		Retransmits:             s.Retransmits.Load(),
+		ChecksumErrors:          s.ChecksumErrors.Load(),
+		MalformedDropped:        s.MalformedDropped.Load(),
+		NoListener:              s.NoListener.Load(),
+		ResetsSent:              s.ResetsSent.Load(),
+		ResetsReceived:          s.ResetsReceived.Load(),
+		ListenOverflows:         s.ListenOverflows.Load(),
+		SendErrors:              s.SendErrors.Load(),
+		ActiveOpens:             s.ActiveOpens.Load(),
+		PassiveOpens:            s.PassiveOpens.Load(),
+		ChallengeACKs:           s.ChallengeACKs.Load(),
+		ChallengeACKsSuppressed: s.ChallengeACKsSuppressed.Load(),
+		ICMPErrors:              s.ICMPErrors.Load(),
 	}
 }

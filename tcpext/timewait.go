@@ -45,15 +45,25 @@ func (e *endpoint) onTimeWait() {
 // handleTimeWait is segment arrival in TIME-WAIT (RFC 9293 3.10.7.4):
 // a RST is ignored (RFC 1337, against TIME-WAIT assassination); a
 // retransmitted FIN is ACKed again and restarts the 2*MSL timer; anything
-// else gets an ACK.
-func (e *endpoint) handleTimeWait(seg *Segment) {
+// else gets an ACK. A new SYN whose sequence number lies beyond the old
+// incarnation's (RFC 9293 section 3.10.7.4 note, RFC 6191 section 2 without
+// timestamps) ends TIME-WAIT early: the listener of the port, returned,
+// takes it as a new connection.
+func (e *endpoint) handleTimeWait(seg *Segment) *endpoint {
 	if seg.has(header.TCPFlagRst) {
-		return
+		return nil
+	}
+	if seg.Flags&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && e.rcvNxt.LessThan(seg.Seq) {
+		if l := e.proto.listenerFor(e.tid.LocalPort); l != nil {
+			e.setState(StateClosed, "new SYN with a greater ISN in TIME-WAIT (RFC 6191)")
+			return l
+		}
 	}
 	e.sendACK()
 	if seg.has(header.TCPFlagFin) {
 		e.restartTimeWait()
 	}
+	return nil
 }
 
 // armFinWait2 bounds FIN-WAIT-2 after a full close, so a peer that never
