@@ -78,6 +78,11 @@ type endpoint struct {
 	sndBuf    []byte
 	sndBufSeq seqnum.Value
 	sndBufMax int
+	// Urgent pointers (RFC 9293 section 3.8.5, RFC 6093), valid while the
+	// flags are set.
+	sndUp, rcvUp         seqnum.Value
+	sndUrgent, rcvUrgent bool
+
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
 
@@ -244,6 +249,11 @@ func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, 
 // Write implements tcpip.Endpoint: data joins the send buffer and goes out
 // as the windows allow (RFC 9293 section 3.10.2).
 func (e *endpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.Error) {
+	return e.write(p, false)
+}
+
+// write queues data, marking it urgent if asked (see WriteUrgent).
+func (e *endpoint) write(p tcpip.Payloader, urgent bool) (int64, tcpip.Error) {
 	e.mu.Lock()
 	defer e.unlock()
 	switch {
@@ -267,6 +277,9 @@ func (e *endpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.
 	e.sndBuf = e.sndBuf[:old+m]
 	if m == 0 && err != nil {
 		return 0, &tcpip.ErrBadBuffer{}
+	}
+	if urgent {
+		e.sndUp, e.sndUrgent = e.finSeq(), true
 	}
 	e.sendPending()
 	return int64(m), nil

@@ -126,6 +126,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 	if e.state == StateClosed {
 		return
 	}
+	e.receiveUrgent(seg)
 	e.processText(seg)
 	e.sendPending()
 }
@@ -205,6 +206,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 			e.sndBufSeq = e.sndBufSeq.Add(seqnum.Size(n))
 		}
 		e.sndUna = ack
+		e.urgentAcked()
 		if e.sndNxt.LessThan(ack) {
 			e.sndNxt = ack
 		}

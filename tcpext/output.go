@@ -46,6 +46,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 	} else {
 		seg.Options.WindowScale = -1
 	}
+	e.markUrgent(&seg)
 	if flags&header.TCPFlagAck != 0 {
 		seg.Ack = e.rcvNxt
 		seg.Window = e.advertiseWindow()

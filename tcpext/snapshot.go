@@ -76,6 +76,7 @@ type Counters struct {
 	OOODropped      uint64 `json:"ooo_dropped"`
 	ICMPIgnored     uint64 `json:"icmp_ignored"`
 	PMTUUpdates     uint64 `json:"pmtu_updates"`
+	UrgentIn        uint64 `json:"urgent_in"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.
@@ -122,6 +123,12 @@ func (e *endpoint) snapshot() TCBInfo {
 		Counters:  e.counters,
 		History:   append([]HistoryItem(nil), e.history...),
 		Timers:    []TimerInfo{},
+	}
+	if e.sndUrgent {
+		info.SndUp = uint32(e.sndUp)
+	}
+	if e.rcvUrgent {
+		info.RcvUp = uint32(e.rcvUp)
 	}
 	if e.state.synchronized() || e.state == StateSynReceived {
 		info.RcvWnd = uint32(e.rcvNxt.Size(e.rcvAdv))
