@@ -14,6 +14,12 @@ import (
 // is a timer ticking every 4 microseconds and F a keyed hash, so ISNs of one
 // 4-tuple keep increasing while other tuples' ISNs are unpredictable.
 func (p *Protocol) isn(id stack.TransportEndpointID) seqnum.Value {
+	p.mu.Lock()
+	f := p.isnForTest
+	p.mu.Unlock()
+	if f != nil {
+		return f(id)
+	}
 	m := uint32(p.stack.Clock().NowMonotonic().Sub(p.epoch) / (4 * time.Microsecond))
 	return seqnum.Value(m + p.tupleHash(id, true))
 }

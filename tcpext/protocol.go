@@ -5,6 +5,7 @@ package tcpext
 import (
 	"crypto/rand"
 	"fmt"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,9 @@ type Protocol struct {
 
 	challengeStart tcpip.MonotonicTime
 	challengeCount int
+
+	// isnForTest replaces the RFC 6528 generator in tests (export_test.go).
+	isnForTest func(stack.TransportEndpointID) seqnum.Value
 }
 
 func newProtocol(s *stack.Stack, opts Options) *Protocol {
