@@ -74,6 +74,20 @@ type endpoint struct {
 	rcvAdv seqnum.Value // right edge of the window last advertised
 	rcvMSS uint16       // MSS we announced
 
+	// Negotiated options (RFC 7323, RFC 2018).
+	wsOK                 bool
+	sndWScale, rcvWScale int
+	tsOK                 bool
+	tsRecent             uint32
+	tsRecentAt           time.Time
+	tsOffset             uint32
+	lastAckSent          seqnum.Value
+	sackOK               bool
+	dsack                seqRange
+	dsackPending         bool
+	lastOOO              seqnum.Value // start of the newest out-of-order segment
+	sb                   scoreboard
+
 	// sndBuf holds the bytes from sndBufSeq on: unacknowledged, then unsent.
 	sndBuf    []byte
 	sndBufSeq seqnum.Value
@@ -103,6 +117,8 @@ type endpoint struct {
 	// the oldest unacknowledged data was sent or last acknowledged.
 	userTimeout time.Duration
 	progress    time.Time
+	probeSentAt time.Time // last zero-window probe
+	synRetried  bool      // our SYN or SYN,ACK timed out at least once
 
 	rtoTimer      tcpip.Timer
 	rtoDeadline   time.Time

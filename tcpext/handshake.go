@@ -72,6 +72,8 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	e.nicID = r.NICID()
 	e.initSend(e.proto.isn(id))
 	e.rcvMSS = mssFor(r.MTU())
+	e.rcvWScale = wscaleFor(e.rcvBufMax)
+	e.tsOffset = e.proto.tupleHash(id, true) ^ e.proto.tupleHash(id, false)
 	e.proto.stats.ActiveOpens.Add(1)
 	e.setState(StateSynSent, cause)
 	e.sendSYN()
@@ -91,8 +93,12 @@ func (e *endpoint) initSend(iss seqnum.Value) {
 }
 
 // initReceive records the peer's SYN: IRS, RCV.NXT, its window (never
-// scaled on a SYN, RFC 7323 section 2.2) and its MSS.
+// scaled on a SYN, RFC 7323 section 2.2), its MSS and which options both
+// sides now use.
 func (e *endpoint) initReceive(seg *Segment) {
+	e.negotiateWScale(seg.Options.WindowScale)
+	e.negotiateTimestamps(seg)
+	e.sackOK = seg.Options.SACKPermitted
 	e.irs = seg.Seq
 	e.rcvNxt = seg.Seq.Add(1)
 	e.rcvAdv = e.rcvNxt
@@ -106,8 +112,19 @@ func (e *endpoint) initReceive(seg *Segment) {
 	e.cc.init(e.sndMSS)
 }
 
-func (e *endpoint) synOptions() *SegmentOptions {
-	return &SegmentOptions{MSS: e.rcvMSS, WindowScale: -1}
+// synOptions are the options of our SYN or SYN,ACK: a SYN offers them all;
+// a SYN,ACK answers only those the peer's SYN offered (RFC 7323 sections
+// 2.2 and 3.2, RFC 2018 section 2).
+func (e *endpoint) synOptions(offer bool) *SegmentOptions {
+	o := &SegmentOptions{MSS: e.rcvMSS, WindowScale: -1}
+	if offer || e.wsOK {
+		o.WindowScale = int8(e.rcvWScale)
+	}
+	o.SACKPermitted = offer || e.sackOK
+	if offer || e.tsOK {
+		o.Timestamps, o.TSVal, o.TSEcr = true, e.tsNow(), e.tsRecent
+	}
+	return o
 }
 
 // sendSYN sends (or resends) <SEQ=ISS><CTL=SYN>.
@@ -122,11 +139,12 @@ func (e *endpoint) sendSYNACK() {
 
 func (e *endpoint) emitSYN(flags header.TCPFlags) {
 	retransmit := e.sndMax != e.iss
-	e.emit(flags, e.iss, nil, e.synOptions())
+	e.emit(flags, e.iss, nil, e.synOptions(flags&header.TCPFlagAck == 0))
 	e.sndNxt, e.sndMax = e.iss.Add(1), e.iss.Add(1)
 	if retransmit {
 		e.counters.Retransmits++
 		e.proto.stats.Retransmits.Add(1)
+		e.synRetried = true
 	}
 	e.rtt.sent(e.iss, e.sndNxt, retransmit, e.stack.Clock().NowMonotonic())
 	e.armRTO()
@@ -160,7 +178,7 @@ func (e *endpoint) handleSynSent(seg *Segment) {
 	if ackOK {
 		e.sndUna = seg.Ack
 		e.sndWL2 = seg.Ack
-		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic())
+		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
 		e.established("SYN,ACK received")
 		e.sendACK()
 		// Data or FIN riding on the SYN,ACK continue at the sixth step.
@@ -182,6 +200,11 @@ func (e *endpoint) handleSynSent(seg *Segment) {
 // queue for a passive open.
 func (e *endpoint) established(cause string) {
 	e.rtt.backoff = 0
+	if e.synRetried && !e.rtt.measured {
+		// RFC 6298 section 5.7: after a SYN timeout, data starts with an
+		// RTO of at least 3 s.
+		e.rtt.rto = max(e.rtt.rto, synTimeoutRTO)
+	}
 	e.stopRTO()
 	e.setState(StateEstablished, cause)
 	e.events |= waiter.WritableEvents

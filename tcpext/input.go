@@ -78,18 +78,34 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 func (e *endpoint) handleSegment(seg *Segment) {
 	// A retransmitted SYN while our SYN,ACK is unanswered: it was lost, so
 	// send it again rather than a bare ACK.
-	if e.state == StateSynReceived && seg.has(header.TCPFlagSyn) && !seg.has(header.TCPFlagAck) && seg.Seq == e.irs {
-		e.sendSYNACK()
+	if e.state == StateSynReceived && seg.has(header.TCPFlagSyn) && seg.Seq == e.irs {
+		if !seg.has(header.TCPFlagAck) {
+			e.sendSYNACK()
+			return
+		}
+		// Simultaneous open (RFC 9293 figure 7): the peer's SYN,ACK
+		// repeats its SYN and acknowledges ours; the SYN part is old, the
+		// ACK completes our SYN-RECEIVED.
+		seg.Seq = seg.Seq.Add(1)
+		seg.Flags &^= header.TCPFlagSyn
+	}
+	// First: PAWS (RFC 7323 section 5.3), then the sequence number check.
+	if e.pawsReject(seg) {
+		e.counters.PAWSDropped++
+		e.sendACK()
 		return
 	}
-	// First: sequence number check.
 	if !e.acceptable(seg) {
 		e.counters.DupSegsIn++
 		if !seg.has(header.TCPFlagRst) {
+			if seg.Seq.LessThan(e.rcvNxt) {
+				e.noteDuplicate(seg)
+			}
 			e.sendACK()
 		}
 		return
 	}
+	e.updateTSRecent(seg)
 	e.trimToWindow(seg)
 	// Second: RST, with RFC 5961 section 3.2 protection.
 	if seg.has(header.TCPFlagRst) {
@@ -117,7 +133,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 			return
 		}
 		e.sndUna = seg.Ack
-		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic())
+		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
 		e.updateWindow(seg)
 		e.established("ACK of SYN,ACK received")
 	} else if !e.processACK(seg) {
@@ -210,7 +226,8 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		if e.sndNxt.LessThan(ack) {
 			e.sndNxt = ack
 		}
-		e.rtt.acked(ack, e.stack.Clock().NowMonotonic())
+		e.rtt.acked(ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
+		e.sb.ack(ack)
 		e.rtt.backoff = 0
 		e.progress = e.stack.Clock().Now()
 		e.cc.onAck(int(acked), e.sndMSS)
@@ -221,6 +238,9 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		}
 		e.events |= waiter.WritableEvents
 	}
+	if e.sackOK && seg.Options.NumSACK > 0 {
+		e.sb.update(&seg.Options, e.sndUna, e.sndMax)
+	}
 	if !ack.LessThan(e.sndUna) {
 		e.updateWindow(seg)
 	}
@@ -229,6 +249,11 @@ func (e *endpoint) processACK(seg *Segment) bool {
 	}
 	switch e.state {
 	case StateFinWait1:
+		if seg.has(header.TCPFlagFin) && seg.Seq.Add(seqnum.Size(len(seg.Payload))) == e.rcvNxt {
+			// The peer's FIN rides on the ACK of ours: processFIN takes
+			// FIN-WAIT-1 straight to TIME-WAIT.
+			return true
+		}
 		e.setState(StateFinWait2, "ACK of FIN")
 		e.armFinWait2()
 	case StateClosing:
@@ -245,8 +270,11 @@ func (e *endpoint) processACK(seg *Segment) bool {
 // one used (the SND.WL1/SND.WL2 rule of RFC 9293 section 3.10.7.4).
 func (e *endpoint) updateWindow(seg *Segment) {
 	if e.sndWL1.LessThan(seg.Seq) || (e.sndWL1 == seg.Seq && !seg.Ack.LessThan(e.sndWL2)) {
-		e.sndWnd = seqnum.Size(seg.Window)
+		e.sndWnd = seqnum.Size(seg.Window) << e.sndWScale
 		e.sndWL1, e.sndWL2 = seg.Seq, seg.Ack
+		if e.sndWnd > 0 {
+			e.windowOpened()
+		}
 	}
 }
 

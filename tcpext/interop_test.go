@@ -27,12 +27,16 @@ import (
 type wireSeg struct {
 	fromDUT bool
 	seg     tcpext.Segment
+	n       int // payload length
 }
 
 // wire joins a tcpext stack and a gVisor-TCP stack by their channel links
 // and records every segment. gVisor's TCP processes segments on its own
-// goroutines, so the pump moves packets until both directions are quiet;
-// all timers run on the shared manual clock, advanced only by the test.
+// goroutines, so the pump moves packets until both directions are quiet.
+// All timers run on the shared manual clock. While the wire is quiet the
+// pump advances it by a millisecond at a time, so that timer-driven
+// recovery (RTO, delayed ACKs, gVisor's RACK) happens as on a real link;
+// freeze stops that for tests that measure timers exactly.
 type wire struct {
 	t        *testing.T
 	clock    *faketime.ManualClock
@@ -40,8 +44,9 @@ type wire struct {
 	dutLink  *channel.Endpoint
 	refLink  *channel.Endpoint
 
-	mu  sync.Mutex
-	log []wireSeg
+	mu     sync.Mutex
+	log    []wireSeg
+	frozen bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -52,6 +57,14 @@ func newWire(t *testing.T, opts tcpext.Options) *wire {
 	w := &wire{t: t, clock: clock, stop: make(chan struct{}), done: make(chan struct{})}
 	w.dut, w.dutLink = newTestStack(t, clock, dutAddr, tcpext.NewProtocolFactory(opts))
 	w.ref, w.refLink = newTestStack(t, clock, peerAddr, tcp.NewProtocol)
+	// gVisor's RACK judges loss by elapsed time, and on a manual clock that
+	// only moves while the wire is idle its reordering window is zero: every
+	// reordering of gVisor's own concurrent transmissions would look like a
+	// loss. Classic SACK recovery stays on.
+	noRACK := tcpip.TCPRecovery(0)
+	if err := w.ref.SetTransportProtocolOption(tcp.ProtocolNumber, &noRACK); err != nil {
+		t.Fatalf("disabling RACK: %v", err)
+	}
 	go w.pump()
 	t.Cleanup(func() {
 		close(w.stop)
@@ -76,9 +89,24 @@ func (w *wire) pump() {
 			cancel()
 			if pkt != nil {
 				w.forward(pkt, w.dutLink, false)
+			} else if !w.isFrozen() {
+				w.clock.Advance(time.Millisecond)
 			}
 		}
 	}
+}
+
+// freeze stops the pump from advancing the clock.
+func (w *wire) freeze() {
+	w.mu.Lock()
+	w.frozen = true
+	w.mu.Unlock()
+}
+
+func (w *wire) isFrozen() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.frozen
 }
 
 func (w *wire) move(from, to *channel.Endpoint, fromDUT bool) bool {
@@ -96,9 +124,10 @@ func (w *wire) forward(pkt *stack.PacketBuffer, to *channel.Endpoint, fromDUT bo
 	ip := header.IPv4(b)
 	if ip.IsValid(len(b)) && ip.TransportProtocol() == header.TCPProtocolNumber {
 		if s, err := tcpext.ParseSegment(b[ip.HeaderLength():ip.TotalLength()]); err == nil {
+			n := len(s.Payload)
 			s.Payload = nil
 			w.mu.Lock()
-			w.log = append(w.log, wireSeg{fromDUT, s})
+			w.log = append(w.log, wireSeg{fromDUT, s, n})
 			w.mu.Unlock()
 		}
 	}
@@ -305,6 +334,7 @@ func TestInteropGVisorClientDUTClosesFirst(t *testing.T) {
 	transfer(t, server, client)
 
 	w.resetLog()
+	w.freeze()
 	server.Close()
 	buf := make([]byte, 1)
 	if _, err := client.Read(buf); err != io.EOF {

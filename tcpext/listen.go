@@ -94,6 +94,7 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 	c.tid, c.nicID, c.route = id, pkt.NICID, r
 	c.listener, c.passiveOpen = e, true
 	c.rcvMSS = mssFor(r.MTU())
+	c.tsOffset = e.proto.tupleHash(id, true) ^ e.proto.tupleHash(id, false)
 	c.initSend(e.proto.isn(id))
 	c.initReceive(seg)
 	if err := e.proto.reservePort(c, id.LocalPort, false); err != nil {

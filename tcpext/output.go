@@ -45,13 +45,29 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 		seg.Options = *opts
 	} else {
 		seg.Options.WindowScale = -1
+		if e.tsOK && flags&header.TCPFlagRst == 0 {
+			seg.Options.Timestamps = true
+			seg.Options.TSVal, seg.Options.TSEcr = e.tsNow(), e.tsRecent
+		}
+		if flags&header.TCPFlagAck != 0 {
+			e.sackBlocks(&seg.Options)
+		}
 	}
 	e.markUrgent(&seg)
+	switch {
+	case flags&header.TCPFlagSyn != 0:
+		// Never scaled on a SYN (RFC 7323 section 2.2).
+		w := min(max(e.rcvBufMax-len(e.rcvBuf), 0), maxWindow)
+		seg.Window = uint16(w)
+		if flags&header.TCPFlagAck != 0 {
+			e.rcvAdv = e.rcvNxt.Add(seqnum.Size(w))
+		}
+	case flags&header.TCPFlagRst == 0:
+		seg.Window = uint16(e.advertiseWindow() >> e.rcvWScale)
+	}
 	if flags&header.TCPFlagAck != 0 {
 		seg.Ack = e.rcvNxt
-		seg.Window = e.advertiseWindow()
-	} else if flags&header.TCPFlagRst == 0 {
-		seg.Window = e.advertiseWindow()
+		e.lastAckSent = e.rcvNxt
 	}
 	if e.route == nil {
 		return
@@ -72,7 +88,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 // silly window syndrome avoidance (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) windowEdge() seqnum.Value {
 	free := max(e.rcvBufMax-len(e.rcvBuf), 0)
-	edge := e.rcvNxt.Add(seqnum.Size(min(free, maxWindow)))
+	edge := e.rcvNxt.Add(seqnum.Size(min(free, e.maxRcvWindow())))
 	if e.rcvAdv.LessThan(e.rcvNxt) {
 		return edge
 	}
@@ -83,15 +99,28 @@ func (e *endpoint) windowEdge() seqnum.Value {
 	return edge
 }
 
-// advertiseWindow returns the window to send and records its right edge.
-func (e *endpoint) advertiseWindow() uint16 {
+// advertiseWindow returns the window to send, unscaled, and records its
+// right edge.
+func (e *endpoint) advertiseWindow() int {
 	e.rcvAdv = e.windowEdge()
-	return uint16(e.rcvNxt.Size(e.rcvAdv))
+	return int(e.rcvNxt.Size(e.rcvAdv))
 }
 
-// sendACK queues a bare ACK for everything received so far.
+// sendACK queues a bare ACK for everything received so far. Its sequence
+// number is the highest we have sent: after a go-back-N rewind SND.NXT is
+// below what the peer already holds, and an ACK numbered there would be
+// unacceptable to it (RFC 9293 section 3.10.7.4, first check).
 func (e *endpoint) sendACK() {
-	e.emit(header.TCPFlagAck, e.sndNxt, nil, nil)
+	e.emit(header.TCPFlagAck, e.sndMax, nil, nil)
+}
+
+// maxPayload is the data one segment carries: the effective MSS less the
+// options every segment bears (RFC 9293 section 3.7.1).
+func (e *endpoint) maxPayload() int {
+	if e.tsOK {
+		return e.sndMSS - tsOptionLen
+	}
+	return e.sndMSS
 }
 
 // finSeq is the sequence number our FIN takes once queued.
@@ -121,7 +150,7 @@ func (e *endpoint) sendPending() {
 	wnd := min(e.sndWnd, seqnum.Size(e.cc.cwnd))
 	wndEnd := e.sndUna.Add(wnd)
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
-		n := min(e.sndNxt.Size(end), e.sndNxt.Size(wndEnd), seqnum.Size(e.sndMSS))
+		n := min(e.sndNxt.Size(end), e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))
 		off := e.sndBufSeq.Size(e.sndNxt)
 		flags := header.TCPFlagAck
 		if e.sndNxt.Add(n) == end {

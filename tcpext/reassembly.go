@@ -29,6 +29,7 @@ func (e *endpoint) holdOutOfOrder(seq seqnum.Value, payload []byte, fin bool) {
 		e.counters.OOODropped++
 		return
 	}
+	e.lastOOO = seq
 	s := oooSegment{seq: seq, data: append([]byte(nil), payload...), fin: fin}
 	i := sort.Search(len(e.ooo), func(i int) bool { return s.seq.LessThan(e.ooo[i].seq) })
 	e.ooo = append(e.ooo, oooSegment{})

@@ -12,7 +12,8 @@ import (
 // rather than RFC 6298 section 2.4's 1 s: on the short paths an appliance
 // serves, 1 s turns every loss into a long stall.
 const (
-	initialRTO    = time.Second // RFC 6298 section 2.1
+	initialRTO    = time.Second     // RFC 6298 section 2.1
+	synTimeoutRTO = 3 * time.Second // RFC 6298 section 5.7
 	defaultMinRTO = 200 * time.Millisecond
 	defaultMaxRTO = 60 * time.Second // RFC 6298 section 2.5
 	clockGranule  = time.Millisecond // G of RFC 6298 section 2
@@ -32,6 +33,9 @@ type rttEstimator struct {
 	timing    bool
 	timedEnd  seqnum.Value
 	timedSent tcpip.MonotonicTime
+	// ambiguous: the timed range was retransmitted, so only an echoed
+	// timestamp can still measure it (RFC 7323 section 4.1).
+	ambiguous bool
 }
 
 func (r *rttEstimator) init(minRTO, maxRTO time.Duration) {
@@ -44,22 +48,29 @@ func (r *rttEstimator) sent(seq, end seqnum.Value, retransmit bool, now tcpip.Mo
 	if retransmit {
 		// Karn: an ACK covering a retransmitted range is ambiguous.
 		if r.timing && seq.LessThan(r.timedEnd) {
-			r.timing = false
+			r.ambiguous = true
 		}
 		return
 	}
 	if !r.timing {
-		r.timing, r.timedEnd, r.timedSent = true, end, now
+		r.timing, r.ambiguous, r.timedEnd, r.timedSent = true, false, end, now
 	}
 }
 
-// acked takes a sample if ack covers the timed segment.
-func (r *rttEstimator) acked(ack seqnum.Value, now tcpip.MonotonicTime) {
+// acked takes a sample if ack covers the timed segment: from our own clock,
+// or, after a retransmission, from the echoed timestamp tsRTT if there is
+// one.
+func (r *rttEstimator) acked(ack seqnum.Value, now tcpip.MonotonicTime, tsRTT time.Duration) {
 	if !r.timing || ack.LessThan(r.timedEnd) {
 		return
 	}
 	r.timing = false
-	r.sample(now.Sub(r.timedSent))
+	switch {
+	case !r.ambiguous:
+		r.sample(now.Sub(r.timedSent))
+	case tsRTT > 0:
+		r.sample(tsRTT)
+	}
 }
 
 // sample folds one RTT measurement in (RFC 6298 section 2.2 and 2.3).
@@ -99,6 +110,12 @@ func (e *endpoint) armRTO() {
 // restartRTO (re)starts the retransmission timer from now (RFC 6298 5.3).
 func (e *endpoint) restartRTO() {
 	d := e.rtt.current()
+	if e.userTimeout > 0 && !e.progress.IsZero() && e.state.synchronized() {
+		// Fire no later than the user timeout, which fails the connection
+		// then rather than at the next backed-off RTO.
+		left := e.progress.Add(e.userTimeout).Sub(e.stack.Clock().Now())
+		d = max(min(d, left), time.Millisecond)
+	}
 	e.rtoDeadline = e.stack.Clock().Now().Add(d)
 	if e.rtoTimer == nil {
 		e.rtoTimer = e.stack.Clock().AfterFunc(d, e.onRTO)
@@ -122,10 +139,8 @@ func (e *endpoint) onRTO() {
 		return // stopped or restarted since this firing was scheduled
 	}
 	e.rtoDeadline = time.Time{}
-	if e.state.synchronized() && e.sndUna == e.sndNxt && e.sndNxt.LessThan(e.finSeq()) {
-		// A closed window is not a lost connection: probe without limit.
-		e.rtt.backoff = min(e.rtt.backoff+1, maxRetries)
-		e.sendZeroWindowProbe()
+	if e.zeroWindowStall() {
+		e.onPersist()
 		return
 	}
 	limit := maxRetries
@@ -153,14 +168,13 @@ func (e *endpoint) onRTO() {
 		if e.sndUna == e.iss {
 			// Closed in SYN-RECEIVED before our SYN was acknowledged: the
 			// SYN,ACK goes again; the FIN waits behind it.
-			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, nil, e.synOptions())
+			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, nil, e.synOptions(false))
 			e.counters.Retransmits++
 			break
 		}
 		e.cc.onTimeout(int(e.sndUna.Size(e.sndNxt)), e.sndMSS)
 		// Go back N: resend from SND.UNA as the loss window allows.
 		e.sndNxt = e.sndUna
-		e.rtt.timing = false
 		e.sendPending()
 	}
 	e.armRTO()
@@ -172,12 +186,4 @@ func (e *endpoint) timeout(cause string) {
 	e.hardError = &tcpip.ErrTimeout{}
 	e.lastError = e.hardError
 	e.abort(cause)
-}
-
-// sendZeroWindowProbe sends one byte past the closed window so the peer's
-// answer carries its current window (RFC 9293 section 3.8.6.1).
-func (e *endpoint) sendZeroWindowProbe() {
-	off := e.sndBufSeq.Size(e.sndNxt)
-	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf[off:off+1])
-	e.armRTO()
 }

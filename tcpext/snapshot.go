@@ -77,6 +77,8 @@ type Counters struct {
 	ICMPIgnored     uint64 `json:"icmp_ignored"`
 	PMTUUpdates     uint64 `json:"pmtu_updates"`
 	UrgentIn        uint64 `json:"urgent_in"`
+	PAWSDropped     uint64 `json:"paws_dropped"`
+	WindowProbes    uint64 `json:"window_probes"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.
@@ -93,36 +95,39 @@ func (e *endpoint) snapshot() TCBInfo {
 	defer e.mu.Unlock()
 	now := e.stack.Clock().Now()
 	info := TCBInfo{
-		ID:        e.id,
-		State:     e.state.String(),
-		Local:     hostPort(e.tid.LocalAddress, e.tid.LocalPort),
-		Remote:    hostPort(e.tid.RemoteAddress, e.tid.RemotePort),
-		ISS:       uint32(e.iss),
-		IRS:       uint32(e.irs),
-		SndUna:    uint32(e.sndUna),
-		SndNxt:    uint32(e.sndNxt),
-		SndWnd:    uint32(e.sndWnd),
-		SndWL1:    uint32(e.sndWL1),
-		SndWL2:    uint32(e.sndWL2),
-		SndUp:     uint32(e.sndUna),
-		RcvNxt:    uint32(e.rcvNxt),
-		RcvUp:     uint32(e.rcvNxt),
-		MSS:       uint16(e.sndMSS),
-		SndWScale: 0,
-		RcvWScale: 0,
-		CC:        e.proto.opts.CongestionControl,
-		Cwnd:      uint32(e.cc.cwnd),
-		Ssthresh:  uint32(min(e.cc.ssthresh, 1<<31-1)),
-		SRTTus:    e.rtt.srtt.Microseconds(),
-		RTTVARus:  e.rtt.rttvar.Microseconds(),
-		RTOms:     e.rtt.current().Milliseconds(),
-		Backoff:   e.rtt.backoff,
-		SendQueue: len(e.sndBuf),
-		RecvQueue: len(e.rcvBuf),
-		OOOQueue:  e.oooBytes,
-		Counters:  e.counters,
-		History:   append([]HistoryItem(nil), e.history...),
-		Timers:    []TimerInfo{},
+		ID:            e.id,
+		State:         e.state.String(),
+		Local:         hostPort(e.tid.LocalAddress, e.tid.LocalPort),
+		Remote:        hostPort(e.tid.RemoteAddress, e.tid.RemotePort),
+		ISS:           uint32(e.iss),
+		IRS:           uint32(e.irs),
+		SndUna:        uint32(e.sndUna),
+		SndNxt:        uint32(e.sndNxt),
+		SndWnd:        uint32(e.sndWnd),
+		SndWL1:        uint32(e.sndWL1),
+		SndWL2:        uint32(e.sndWL2),
+		SndUp:         uint32(e.sndUna),
+		RcvNxt:        uint32(e.rcvNxt),
+		RcvUp:         uint32(e.rcvNxt),
+		MSS:           uint16(e.sndMSS),
+		SndWScale:     e.sndWScale,
+		RcvWScale:     e.rcvWScale,
+		SACKPermitted: e.sackOK,
+		Timestamps:    e.tsOK,
+		TSRecent:      e.tsRecent,
+		CC:            e.proto.opts.CongestionControl,
+		Cwnd:          uint32(e.cc.cwnd),
+		Ssthresh:      uint32(min(e.cc.ssthresh, 1<<31-1)),
+		SRTTus:        e.rtt.srtt.Microseconds(),
+		RTTVARus:      e.rtt.rttvar.Microseconds(),
+		RTOms:         e.rtt.current().Milliseconds(),
+		Backoff:       e.rtt.backoff,
+		SendQueue:     len(e.sndBuf),
+		RecvQueue:     len(e.rcvBuf),
+		OOOQueue:      e.oooBytes,
+		Counters:      e.counters,
+		History:       append([]HistoryItem(nil), e.history...),
+		Timers:        []TimerInfo{},
 	}
 	if e.sndUrgent {
 		info.SndUp = uint32(e.sndUp)

@@ -1,0 +1,166 @@
+package tcpext
+
+import (
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+)
+
+// SACK (RFC 2018): on when both SYNs carried SACK-permitted. As receiver
+// we report the out-of-order data we hold; as sender we keep the blocks the
+// peer reports in a scoreboard for loss recovery (RFC 6675).
+
+// sackBlocks fills o with the blocks to send: a D-SACK block first if a
+// duplicate just arrived (RFC 2883), then the block holding the most
+// recently received segment (RFC 2018 section 4), then the others, as many
+// as fit beside the other options.
+func (e *endpoint) sackBlocks(o *SegmentOptions) {
+	if !e.sackOK || (len(e.ooo) == 0 && !e.dsackPending) {
+		return
+	}
+	room := (maxOptionsLen - o.Len() - 4) / 8
+	add := func(start, end seqnum.Value) {
+		if o.NumSACK < min(room, maxSACKBlocks) {
+			o.SACK[o.NumSACK] = SACKBlock{uint32(start), uint32(end)}
+			o.NumSACK++
+		}
+	}
+	if e.dsackPending {
+		add(e.dsack.Start, e.dsack.End)
+		e.dsackPending = false
+	}
+	ranges := e.oooRanges()
+	for _, r := range ranges {
+		if r.contains(e.lastOOO) {
+			add(r.Start, r.End)
+		}
+	}
+	for _, r := range ranges {
+		if !r.contains(e.lastOOO) {
+			add(r.Start, r.End)
+		}
+	}
+}
+
+// seqRange is [Start, End) in sequence space.
+type seqRange struct{ Start, End seqnum.Value }
+
+func (r seqRange) contains(v seqnum.Value) bool { return v.InRange(r.Start, r.End) }
+
+// oooRanges merges the held out-of-order segments into contiguous ranges.
+func (e *endpoint) oooRanges() []seqRange {
+	var rs []seqRange
+	for _, s := range e.ooo {
+		if n := len(rs); n > 0 && !rs[n-1].End.LessThan(s.seq) {
+			if rs[n-1].End.LessThan(s.end()) {
+				rs[n-1].End = s.end()
+			}
+			continue
+		}
+		rs = append(rs, seqRange{s.seq, s.end()})
+	}
+	return rs
+}
+
+// noteDuplicate remembers a duplicate segment for a D-SACK report.
+func (e *endpoint) noteDuplicate(seg *Segment) {
+	if e.sackOK && len(seg.Payload) > 0 {
+		e.dsack = seqRange{seg.Seq, seg.Seq.Add(seqnum.Size(len(seg.Payload)))}
+		e.dsackPending = true
+	}
+}
+
+// scoreboard is the sender's record of SACKed ranges above SND.UNA,
+// sorted and merged (RFC 6675 section 2).
+type scoreboard struct {
+	blocks []seqRange
+}
+
+// update adds the peer's SACK blocks, ignoring D-SACKs and anything at or
+// below SND.UNA or beyond what was sent.
+func (sb *scoreboard) update(o *SegmentOptions, una, max seqnum.Value) {
+	for _, b := range o.SACK[:o.NumSACK] {
+		r := seqRange{seqnum.Value(b.Start), seqnum.Value(b.End)}
+		if !una.LessThan(r.End) || max.LessThan(r.End) || !r.Start.LessThan(r.End) {
+			continue
+		}
+		if r.Start.LessThan(una) {
+			r.Start = una
+		}
+		sb.insert(r)
+	}
+}
+
+func (sb *scoreboard) insert(r seqRange) {
+	out := sb.blocks[:0:0]
+	placed := false
+	for _, b := range sb.blocks {
+		switch {
+		case b.End.LessThan(r.Start):
+			out = append(out, b)
+		case r.End.LessThan(b.Start):
+			if !placed {
+				out, placed = append(out, r), true
+			}
+			out = append(out, b)
+		default: // overlap or adjacent: merge into r
+			if b.Start.LessThan(r.Start) {
+				r.Start = b.Start
+			}
+			if r.End.LessThan(b.End) {
+				r.End = b.End
+			}
+		}
+	}
+	if !placed {
+		out = append(out, r)
+	}
+	sb.blocks = out
+}
+
+// ack drops what the cumulative ACK now covers.
+func (sb *scoreboard) ack(una seqnum.Value) {
+	i := 0
+	for _, b := range sb.blocks {
+		if !una.LessThan(b.End) {
+			continue
+		}
+		if b.Start.LessThan(una) {
+			b.Start = una
+		}
+		sb.blocks[i] = b
+		i++
+	}
+	sb.blocks = sb.blocks[:i]
+}
+
+// isSacked reports whether seq is in a SACKed block.
+func (sb *scoreboard) isSacked(seq seqnum.Value) bool {
+	for _, b := range sb.blocks {
+		if b.contains(seq) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextHole returns the first unSACKed range at or after from, below the
+// highest SACKed sequence (RFC 6675 NextSeg rule 1), if any.
+func (sb *scoreboard) nextHole(from seqnum.Value) (seqRange, bool) {
+	for _, b := range sb.blocks {
+		if from.LessThan(b.Start) {
+			return seqRange{from, b.Start}, true
+		}
+		if from.LessThan(b.End) {
+			from = b.End
+		}
+	}
+	return seqRange{}, false
+}
+
+// sackedBytes is how much of the flight the peer holds.
+func (sb *scoreboard) sackedBytes() int {
+	n := 0
+	for _, b := range sb.blocks {
+		n += int(b.Start.Size(b.End))
+	}
+	return n
+}
