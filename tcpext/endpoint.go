@@ -10,6 +10,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/synfin/synfin/tcpext/cc"
 )
 
 // Buffer sizes. The receive buffer bounds the advertised window
@@ -111,8 +113,11 @@ type endpoint struct {
 	lingerZero bool
 
 	rtt rttEstimator
-	cc  congestion
-	ka  keepalive
+	cc  cc.Controller
+	rec recovery
+	// ccName is the congestion control chosen for this connection.
+	ccName string
+	ka     keepalive
 	// userTimeout and progress implement the user timeout: the time since
 	// the oldest unacknowledged data was sent or last acknowledged.
 	userTimeout time.Duration
@@ -154,6 +159,8 @@ func newEndpoint(p *Protocol, netProto tcpip.NetworkProtocolNumber, wq *waiter.Q
 	e.ka.interval = p.opts.Keepalive.Interval
 	e.ka.count = p.opts.Keepalive.Count
 	e.userTimeout = p.opts.UserTimeout
+	e.ccName = p.DefaultCongestionControl()
+	e.cc = cc.NewNewReno(defaultMSS)
 	return e
 }
 
@@ -403,6 +410,12 @@ func (e *endpoint) SetSockOpt(opt tcpip.SettableSocketOption) tcpip.Error {
 			return &tcpip.ErrInvalidOptionValue{}
 		}
 		e.userTimeout = time.Duration(*v)
+	case *tcpip.CongestionControlOption:
+		// Chosen before the handshake; it takes effect at ESTABLISHED.
+		if _, err := cc.New(string(*v), e.sndMSS); err != nil || e.state.synchronized() {
+			return &tcpip.ErrInvalidOptionValue{}
+		}
+		e.ccName = string(*v)
 	default:
 		return &tcpip.ErrUnknownProtocolOption{}
 	}
@@ -436,6 +449,8 @@ func (e *endpoint) GetSockOpt(opt tcpip.GettableSocketOption) tcpip.Error {
 		*v = tcpip.KeepaliveIntervalOption(e.ka.interval)
 	case *tcpip.TCPUserTimeoutOption:
 		*v = tcpip.TCPUserTimeoutOption(e.userTimeout)
+	case *tcpip.CongestionControlOption:
+		*v = tcpip.CongestionControlOption(e.ccName)
 	default:
 		return &tcpip.ErrUnknownProtocolOption{}
 	}

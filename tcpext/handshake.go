@@ -5,6 +5,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/synfin/synfin/tcpext/cc"
 )
 
 // defaultMSS is assumed when the peer sends no MSS option
@@ -109,7 +111,7 @@ func (e *endpoint) initReceive(seg *Segment) {
 		peer = defaultMSS
 	}
 	e.sndMSS = min(peer, int(e.rcvMSS))
-	e.cc.init(e.sndMSS)
+	e.cc, _ = cc.New(e.ccName, e.sndMSS) // ccName was validated when set
 }
 
 // synOptions are the options of our SYN or SYN,ACK: a SYN offers them all;

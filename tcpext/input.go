@@ -144,7 +144,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 	}
 	e.receiveUrgent(seg)
 	e.processText(seg)
-	e.sendPending()
+	e.sendRecovery()
 }
 
 // acceptable is the four-case test of RFC 9293 section 3.10.7.4.
@@ -214,6 +214,16 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.sendACK()
 		return false
 	}
+	if e.sackOK && seg.Options.NumSACK > 0 {
+		una := e.sndUna
+		if una.LessThan(ack) {
+			una = ack
+		}
+		e.sb.update(&seg.Options, una, e.sndMax)
+	}
+	if e.isDupAck(seg) {
+		e.onDupAck()
+	}
 	if e.sndUna.LessThan(ack) {
 		acked := e.sndUna.Size(ack)
 		if e.sndBufSeq.LessThan(ack) {
@@ -230,16 +240,18 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.sb.ack(ack)
 		e.rtt.backoff = 0
 		e.progress = e.stack.Clock().Now()
-		e.cc.onAck(int(acked), e.sndMSS)
+		if e.rec.active {
+			e.onRecoveryAck(int(acked))
+		} else {
+			e.rec.dupAcks = 0
+			e.cc.OnAck(int(acked), e.rtt.srtt, e.now())
+		}
 		if e.sndUna == e.sndMax {
 			e.stopRTO()
 		} else {
 			e.restartRTO()
 		}
 		e.events |= waiter.WritableEvents
-	}
-	if e.sackOK && seg.Options.NumSACK > 0 {
-		e.sb.update(&seg.Options, e.sndUna, e.sndMax)
 	}
 	if !ack.LessThan(e.sndUna) {
 		e.updateWindow(seg)

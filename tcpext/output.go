@@ -147,7 +147,7 @@ func (e *endpoint) sendPending() {
 		return
 	}
 	end := e.finSeq()
-	wnd := min(e.sndWnd, seqnum.Size(e.cc.cwnd))
+	wnd := min(e.sndWnd, seqnum.Size(e.cc.Cwnd()+e.limitedTransmit()))
 	wndEnd := e.sndUna.Add(wnd)
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
 		n := min(e.sndNxt.Size(end), e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))

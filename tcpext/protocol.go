@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header/parse"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/synfin/synfin/tcpext/cc"
 )
 
 // ProtocolNumber is TCP's IP protocol number.
@@ -104,6 +106,9 @@ type Protocol struct {
 	ports         map[uint16]*portEntry
 	nextEphemeral uint32
 
+	// defaultCC names the congestion control of new connections.
+	defaultCC atomic.Value
+
 	challengeStart tcpip.MonotonicTime
 	challengeCount int
 
@@ -122,6 +127,9 @@ func newProtocol(s *stack.Stack, opts Options) *Protocol {
 	if opts.ChallengeACKLimit <= 0 {
 		opts.ChallengeACKLimit = def.ChallengeACKLimit
 	}
+	if _, err := cc.New(opts.CongestionControl, defaultMSS); err != nil {
+		opts.CongestionControl = def.CongestionControl
+	}
 	p := &Protocol{
 		stack: s,
 		opts:  opts,
@@ -129,6 +137,7 @@ func newProtocol(s *stack.Stack, opts Options) *Protocol {
 		tcbs:  make(map[uint64]*endpoint),
 		ports: make(map[uint16]*portEntry),
 	}
+	p.defaultCC.Store(opts.CongestionControl)
 	if _, err := rand.Read(p.secret[:]); err != nil {
 		panic(fmt.Sprintf("tcpext: reading the ISN secret: %v", err))
 	}
@@ -169,6 +178,21 @@ func (p *Protocol) TCBs() []TCBInfo {
 		out = append(out, e.snapshot())
 	}
 	return out
+}
+
+// DefaultCongestionControl names the algorithm new connections use.
+func (p *Protocol) DefaultCongestionControl() string {
+	return p.defaultCC.Load().(string)
+}
+
+// SetDefaultCongestionControl changes the algorithm for new connections;
+// existing ones keep theirs.
+func (p *Protocol) SetDefaultCongestionControl(name string) error {
+	if _, err := cc.New(name, defaultMSS); err != nil {
+		return err
+	}
+	p.defaultCC.Store(name)
+	return nil
 }
 
 // Abort resets the connection of TCB id, as the ABORT call does (RFC 9293

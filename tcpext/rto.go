@@ -172,7 +172,11 @@ func (e *endpoint) onRTO() {
 			e.counters.Retransmits++
 			break
 		}
-		e.cc.onTimeout(int(e.sndUna.Size(e.sndNxt)), e.sndMSS)
+		e.cc.OnRTO(int(e.sndUna.Size(e.sndMax)), e.now())
+		// RFC 6675 section 5.1: the scoreboard may be stale (the peer can
+		// renege), so everything from SND.UNA goes again.
+		e.rec = recovery{point: e.sndMax}
+		e.sb = scoreboard{}
 		// Go back N: resend from SND.UNA as the loss window allows.
 		e.sndNxt = e.sndUna
 		e.sendPending()

@@ -40,6 +40,8 @@ type TCBInfo struct {
 	Cwnd     uint32 `json:"cwnd"`
 	Ssthresh uint32 `json:"ssthresh"`
 	Recovery bool   `json:"recovery"`
+	// SACKBlocks is the size of the sender's SACK scoreboard.
+	SACKBlocks int `json:"sack_blocks"`
 
 	SRTTus    int64       `json:"srtt_us"`
 	RTTVARus  int64       `json:"rttvar_us"`
@@ -79,6 +81,7 @@ type Counters struct {
 	UrgentIn        uint64 `json:"urgent_in"`
 	PAWSDropped     uint64 `json:"paws_dropped"`
 	WindowProbes    uint64 `json:"window_probes"`
+	FastRetransmits uint64 `json:"fast_retransmits"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.
@@ -115,9 +118,11 @@ func (e *endpoint) snapshot() TCBInfo {
 		SACKPermitted: e.sackOK,
 		Timestamps:    e.tsOK,
 		TSRecent:      e.tsRecent,
-		CC:            e.proto.opts.CongestionControl,
-		Cwnd:          uint32(e.cc.cwnd),
-		Ssthresh:      uint32(min(e.cc.ssthresh, 1<<31-1)),
+		CC:            e.cc.Name(),
+		Cwnd:          uint32(e.cc.Cwnd()),
+		Ssthresh:      uint32(min(e.cc.Ssthresh(), 1<<31-1)),
+		Recovery:      e.rec.active,
+		SACKBlocks:    len(e.sb.blocks),
 		SRTTus:        e.rtt.srtt.Microseconds(),
 		RTTVARus:      e.rtt.rttvar.Microseconds(),
 		RTOms:         e.rtt.current().Milliseconds(),

@@ -21,6 +21,7 @@ type Stats struct {
 	// limit of RFC 5961 section 7.
 	ChallengeACKsSuppressed atomic.Uint64
 	ICMPErrors              atomic.Uint64
+	FastRetransmits         atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats for display.
