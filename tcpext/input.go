@@ -92,11 +92,13 @@ func (e *endpoint) handleSegment(seg *Segment) {
 	// First: PAWS (RFC 7323 section 5.3), then the sequence number check.
 	if e.pawsReject(seg) {
 		e.counters.PAWSDropped++
+		e.proto.stats.DroppedPAWS.Add(1)
 		e.sendACK()
 		return
 	}
 	if !e.acceptable(seg) {
 		e.counters.DupSegsIn++
+		e.proto.stats.DroppedUnacceptable.Add(1)
 		if !seg.has(header.TCPFlagRst) {
 			if seg.Seq.LessThan(e.rcvNxt) {
 				e.noteDuplicate(seg)

@@ -27,6 +27,7 @@ func (e *endpoint) holdOutOfOrder(seq seqnum.Value, payload []byte, fin bool) {
 	e.counters.OOOSegsIn++
 	if len(e.ooo) >= maxOOOSegments || e.oooBytes+len(payload) > e.rcvBufMax-len(e.rcvBuf) {
 		e.counters.OOODropped++
+		e.proto.stats.DroppedOOOFull.Add(1)
 		return
 	}
 	e.lastOOO = seq

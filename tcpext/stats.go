@@ -22,6 +22,10 @@ type Stats struct {
 	ChallengeACKsSuppressed atomic.Uint64
 	ICMPErrors              atomic.Uint64
 	FastRetransmits         atomic.Uint64
+	// Drops by reason, beyond checksum and malformed above.
+	DroppedUnacceptable atomic.Uint64 // failed the RFC 9293 3.10.7.4 test
+	DroppedPAWS         atomic.Uint64 // old timestamp (RFC 7323 5.3)
+	DroppedOOOFull      atomic.Uint64 // out-of-order queue full
 }
 
 // StatsSnapshot is a copy of Stats for display.
