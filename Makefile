@@ -4,20 +4,20 @@ GO        ?= go
 BIN       := bin
 FIRMWARE  := $(BIN)/firmware
 LAB       := $(BIN)/lab
-DEB_PKGS  := iproute2 netcat-openbsd iputils-ping procps
-# Packages are installed only when one of these commands is missing.
-DEB_CMDS  := ip nc ping pkill
+DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables
 
-.PHONY: all deps build demo test unit cross vet fmt-check deps-check clean lab-down
+.PHONY: all deps build demo test unit fuzz cross vet fmt-check deps-check clean lab-down
 
 all: build
 
 # deps installs the Debian packages the demo and the tests use.
 deps:
-	@missing=""; for c in $(DEB_CMDS); do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
-		echo ">> installing $(DEB_PKGS)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+		echo ">> apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 build:
@@ -34,11 +34,23 @@ lab-down: build
 	$(LAB) down
 
 # test runs everything CI runs: formatting, vet, the import rule, the
-# cross-builds and the whole test suite (netns tests need root).
-test: deps fmt-check vet deps-check cross unit
+# cross-builds, the whole test suite (netns tests need root) and a bounded
+# fuzzing run.
+test: deps fmt-check vet deps-check cross unit fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
+
+# fuzz runs each fuzz target for FUZZTIME; go test takes one -fuzz target
+# per invocation. Minimizing a new corpus entry may take up to 60 s by
+# default, which would eat the whole budget, so it is bounded too.
+FUZZTIME     ?= 15s
+FUZZ_TARGETS := FuzzParseSegment FuzzEndpoint
+fuzz:
+	@set -e; for f in $(FUZZ_TARGETS); do \
+		echo ">> fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test ./tcpext -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
+	done
 
 vet:
 	$(GO) vet ./...
