@@ -17,10 +17,10 @@ import (
 
 	"github.com/synfin/synfin/firmware/config"
 	"github.com/synfin/synfin/firmware/services"
-	"github.com/synfin/synfin/firmware/stacknet"
 	"github.com/synfin/synfin/mgmt"
 	"github.com/synfin/synfin/nic"
 	"github.com/synfin/synfin/tcpext"
+	"github.com/synfin/synfin/tcpext/stacknet"
 )
 
 // nicID is the stack's one NIC.
@@ -39,7 +39,8 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 		}
 	}()
 
-	s, err := newStack(cfg, link.Endpoint())
+	ends := newEndLog(log)
+	s, err := newStack(cfg, link.Endpoint(), ends.observe)
 	if err != nil {
 		return err
 	}
@@ -50,6 +51,7 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	wg.Go(func() { ends.run(ctx) })
 
 	for _, svc := range enabledServices(cfg.Services) {
 		ln, err := stacknet.ListenTCP(s, tcpip.FullAddress{Port: svc.port}, ipv4.ProtocolNumber)
@@ -65,7 +67,9 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 		l.Info("service listening")
 	}
 
-	shell := mgmt.NewShell(tcpext.ProtocolOf(s),
+	proto := tcpext.ProtocolOf(s)
+	shell := mgmt.NewShell(proto,
+		mgmt.WithTCPControl(tcpControl{Protocol: proto, stack: s}),
 		mgmt.WithConfig(cfg),
 		mgmt.WithInterfaces(func() []mgmt.Interface {
 			return []mgmt.Interface{{
@@ -100,14 +104,21 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 // newStack assembles the netstack over ep: IPv4 with ARP, UDP, ICMP (the
 // IPv4 layer answers pings itself) and tcpext as TCP, with cfg's address, a
 // route to its subnet and, if there is a gateway, a default route.
-func newStack(cfg *config.Config, ep stack.LinkEndpoint) (*stack.Stack, error) {
+// onTransition, if not nil, is told of every TCB state change.
+func newStack(cfg *config.Config, ep stack.LinkEndpoint, onTransition func(tcpext.Transition)) (*stack.Stack, error) {
+	opts := tcpOptions(cfg.TCP)
+	opts.OnTransition = onTransition
 	s := stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{
 			udp.NewProtocol,
 			icmp.NewProtocol4,
-			tcpext.NewProtocolFactory(tcpOptions(cfg.TCP)),
+			tcpext.NewProtocolFactory(opts),
 		},
+		// A connection to the firmware's own address (tcp connect to a
+		// service, say) stays inside the stack rather than going out on
+		// the wire, where nothing would answer.
+		HandleLocal: true,
 	})
 	if terr := s.CreateNIC(nicID, ep); terr != nil {
 		destroyStack(s)
@@ -155,6 +166,9 @@ func tcpOptions(t config.TCP) tcpext.Options {
 			Count:    t.Keepalive.Count,
 		},
 		CongestionControl: t.CongestionControl,
+		MinRTO:            t.RTOMin,
+		MaxRTO:            t.RTOMax,
+		UserTimeout:       t.UserTimeout,
 	}
 }
 
@@ -171,10 +185,12 @@ func enabledServices(cfg config.Services) []service {
 		cfg  config.Service
 		h    services.Handler
 	}{
-		{"echo", cfg.Echo, services.Echo},
-		{"discard", cfg.Discard, services.Discard},
+		// Daytime closes at once; the others keep a connection for as
+		// long as the client wants, so a vanished client must be noticed.
+		{"echo", cfg.Echo, services.KeepAlive(services.Echo)},
+		{"discard", cfg.Discard, services.KeepAlive(services.Discard)},
 		{"daytime", cfg.Daytime, services.Daytime},
-		{"chargen", cfg.Chargen, services.Chargen},
+		{"chargen", cfg.Chargen, services.KeepAlive(services.Chargen)},
 	} {
 		if s.cfg.Enabled() {
 			list = append(list, service{s.name, s.cfg.Port, s.h})

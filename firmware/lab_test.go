@@ -24,30 +24,7 @@ const labMSL = time.Second
 // TestLabAgainstLinux runs the firmware in the netns lab and talks to it
 // from Linux's own TCP with nc, as a user would.
 func TestLabAgainstLinux(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the lab creates network namespaces and raw sockets")
-	}
-	for _, tool := range []string{"ip", "nc", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing: run `make deps` (the README's test command does)", tool)
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "firmware")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the firmware: %v\n%s", err, out)
-	}
-	lab, err := labnet.Up(labnet.Options{FirmwarePath: bin, MSL: labMSL})
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("firmware log:\n%s", lab.FirmwareLog())
-		}
-		if err := lab.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	lab := startLab(t, labnet.Options{MSL: labMSL}, "nc")
 
 	t.Run("echo 1 MiB", func(t *testing.T) {
 		in := make([]byte, 1<<20)
@@ -173,6 +150,39 @@ func TestLabAgainstLinux(t *testing.T) {
 			t.Fatalf("Linux holds no TIME-WAIT for %s:\n%s", held.Local, out)
 		}
 	})
+}
+
+// startLab builds the firmware and brings the lab up with it on opts,
+// after checking that the lab's tools and the extra ones the test needs are
+// there. The lab goes down when the test ends; the firmware's log is shown
+// if it failed.
+func startLab(t *testing.T, opts labnet.Options, tools ...string) *labnet.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the lab creates network namespaces and raw sockets")
+	}
+	for _, tool := range append([]string{"ip", "ping"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: run `make deps` (the README's test command does)", tool)
+		}
+	}
+	opts.FirmwarePath = filepath.Join(t.TempDir(), "firmware")
+	if out, err := exec.Command("go", "build", "-o", opts.FirmwarePath, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building the firmware: %v\n%s", err, out)
+	}
+	lab, err := labnet.Up(opts)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("firmware log:\n%s", lab.FirmwareLog())
+		}
+		if err := lab.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return lab
 }
 
 // run runs cmd with a deadline and returns its stdout.

@@ -186,7 +186,7 @@ func testConfig(t *testing.T) *config.Config {
 
 func TestNewStackRoutes(t *testing.T) {
 	cfg := testConfig(t)
-	s, err := newStack(cfg, channel.New(1, 1500, ""))
+	s, err := newStack(cfg, channel.New(1, 1500, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestNewStackRoutes(t *testing.T) {
 	}
 
 	cfg.Net.Gateway = netip.Addr{}
-	s2, err := newStack(cfg, channel.New(1, 1500, ""))
+	s2, err := newStack(cfg, channel.New(1, 1500, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestNewStackRoutes(t *testing.T) {
 func TestNewStackAnswersPing(t *testing.T) {
 	cfg := testConfig(t)
 	ep := channel.New(4, 1500, "")
-	s, err := newStack(cfg, ep)
+	s, err := newStack(cfg, ep, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

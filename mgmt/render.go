@@ -77,6 +77,7 @@ func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
 	kv("cwnd", t.Cwnd)
 	kv("ssthresh", t.Ssthresh)
 	kv("recovery", t.Recovery)
+	kv("sack_blocks", t.SACKBlocks)
 
 	kv("srtt_us", fmt.Sprintf("%d (%s)", t.SRTTus, micros(t.SRTTus)))
 	kv("rttvar_us", fmt.Sprintf("%d (%s)", t.RTTVARus, micros(t.RTTVARus)))
@@ -96,16 +97,16 @@ func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
 		}
 	}
 
-	c := t.Counters
+	// The counters grow with tcpext; going through their JSON form shows
+	// every one without a list to keep in step.
+	counters, err := flatten(t.Counters)
+	if err != nil {
+		return err
+	}
 	section("counters")
-	sub("segs_in", c.SegsIn)
-	sub("segs_out", c.SegsOut)
-	sub("bytes_in", c.BytesIn)
-	sub("bytes_out", c.BytesOut)
-	sub("retransmits", c.Retransmits)
-	sub("dup_segs_in", c.DupSegsIn)
-	sub("rsts_in", c.RSTsIn)
-	sub("rsts_out", c.RSTsOut)
+	for _, l := range counters {
+		sub(l.key, l.value)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

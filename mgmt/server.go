@@ -188,8 +188,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 0, 4096), MaxLineLen)
 	bw := bufio.NewWriter(c)
-	// out gathers a command's many small writes into few frames.
-	out := bufio.NewWriterSize(frameWriter{bw}, maxFrameLen)
+	out := output{Writer: bufio.NewWriterSize(frameWriter{bw}, maxFrameLen), conn: bw}
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		status := s.shell.Run(ctx, line, out)
@@ -206,6 +205,22 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		fmt.Fprintf(frameWriter{bw}, "error: command longer than %d bytes\n", MaxLineLen)
 		writeStatus(bw, StatusUsage)
 	}
+}
+
+// output is where a command writes: its many small writes are gathered
+// into few frames, and the frames into few writes to the connection.
+type output struct {
+	*bufio.Writer // into frames
+	conn          *bufio.Writer
+}
+
+// Flush sends everything written so far to the client, for a command that
+// shows progress before it ends.
+func (o output) Flush() error {
+	if err := o.Writer.Flush(); err != nil {
+		return err
+	}
+	return o.conn.Flush()
 }
 
 // frameWriter writes everything as output frames.

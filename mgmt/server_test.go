@@ -334,3 +334,50 @@ func TestRunCommandNoServer(t *testing.T) {
 		t.Fatal("RunCommand without a server succeeded")
 	}
 }
+
+// readFrame reads one frame off a raw connection.
+func readFrame(t *testing.T, c net.Conn) (typ byte, payload []byte) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [5]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatalf("read frame header: %v", err)
+	}
+	payload = make([]byte, binary.BigEndian.Uint32(hdr[1:]))
+	if _, err := io.ReadFull(c, payload); err != nil {
+		t.Fatalf("read frame payload: %v", err)
+	}
+	return hdr[0], payload
+}
+
+func TestHeldConnectionDoesNotBlockOthers(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeTCP{addr: peer(t, func(c *net.TCPConn) {
+		<-release
+		c.Write([]byte("done\n"))
+	})}
+	path := startServer(t, tcpShell(f))
+
+	holder, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	holder.Write([]byte("tcp connect 198.18.0.1:7 --hold 1h\n"))
+	// The outcome of the open is shown before the hold, not after it.
+	if typ, p := readFrame(t, holder); typ != frameOutput || !strings.HasPrefix(string(p), "connected to ") {
+		t.Fatalf("first frame %q %q, want the connected line", typ, p)
+	}
+
+	// Meanwhile another session works.
+	var out bytes.Buffer
+	if status, err := RunCommand(path, "clear tcb 1", &out); err != nil || status != StatusError || !strings.Contains(out.String(), "no TCB with id 1") {
+		t.Fatalf("second session during the hold: %d, %v, %q", status, err, out.String())
+	}
+
+	close(release)
+	rest, status := readAnswer(t, holder)
+	if status != StatusOK || !strings.Contains(rest, "done\n") || !strings.Contains(rest, "closed: 0 bytes sent, 5 bytes received") {
+		t.Fatalf("after the peer closed: %q, %d", rest, status)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -33,6 +35,22 @@ type TCBSource interface {
 	TCB(id uint64) (tcpext.TCBInfo, bool)
 }
 
+// TCPControl is what the commands that act on TCP use: tcpext's
+// protocol-wide counters and its abort, and active opens over the
+// firmware's own stack.
+type TCPControl interface {
+	// Stats returns the protocol-wide counters.
+	Stats() tcpext.StatsSnapshot
+	// Abort resets the connection of TCB id (RST); it fails if there is no
+	// such TCB.
+	Abort(id uint64) error
+	// Dial opens a TCP connection to remote, from localPort unless that is
+	// 0, and returns it with the id of its TCB (0 if it could not be told).
+	// It returns when the connection is established, has failed, or ctx is
+	// done.
+	Dial(ctx context.Context, remote netip.AddrPort, localPort uint16) (conn net.Conn, tcbID uint64, err error)
+}
+
 // Interface is one network interface as "show interfaces" lists it.
 type Interface struct {
 	Name    string `json:"name"`
@@ -47,6 +65,7 @@ type Interface struct {
 // Shell parses and runs management commands. It is safe for concurrent use.
 type Shell struct {
 	tcbs       TCBSource
+	tcp        TCPControl
 	config     any
 	interfaces func() []Interface
 	log        *slog.Logger
@@ -59,6 +78,12 @@ type Option func(*Shell)
 // encode to a JSON object; its keys become the dotted keys of the text view.
 func WithConfig(cfg any) Option {
 	return func(s *Shell) { s.config = cfg }
+}
+
+// WithTCPControl gives the shell the TCP controls that "show stats",
+// "clear tcb" and "tcp connect" use.
+func WithTCPControl(c TCPControl) Option {
+	return func(s *Shell) { s.tcp = c }
 }
 
 // WithInterfaces sets the function "show interfaces" calls for the current
@@ -88,14 +113,18 @@ type command struct {
 	args  string   // the usage text after the name
 	help  string
 	flags []string // accepted boolean flags
-	run   func(s *Shell, ctx context.Context, a args, w io.Writer) error
+	// valueFlags are the accepted flags that take a value, given as
+	// "--flag VALUE" or "--flag=VALUE".
+	valueFlags []string
+	run        func(s *Shell, ctx context.Context, a args, w io.Writer) error
 }
 
 // args are a command line's words after the command name, split into
-// positional arguments and flags.
+// positional arguments, boolean flags and flags with values.
 type args struct {
-	pos   []string
-	flags map[string]bool
+	pos    []string
+	flags  map[string]bool
+	values map[string]string
 }
 
 func (c *command) usage() string {
@@ -133,6 +162,13 @@ func init() {
 			run:   (*Shell).showTCB,
 		},
 		{
+			words: []string{"show", "stats"},
+			args:  "[--json]",
+			help:  "show TCP counters and the number of TCBs in each state",
+			flags: []string{"--json"},
+			run:   (*Shell).showStats,
+		},
+		{
 			words: []string{"show", "config"},
 			args:  "[--json]",
 			help:  "show the effective configuration",
@@ -146,14 +182,35 @@ func init() {
 			flags: []string{"--json"},
 			run:   (*Shell).showInterfaces,
 		},
+		{
+			words: []string{"clear", "tcb"},
+			args:  "ID",
+			help:  "abort a connection: send RST and drop its TCB",
+			run:   (*Shell).clearTCB,
+		},
+		{
+			words:      []string{"tcp", "connect"},
+			args:       "HOST:PORT [--local-port N] [--send TEXT] [--hold DURATION]",
+			help:       "open a connection from the firmware's stack, send TEXT, print what comes back",
+			valueFlags: []string{"--local-port", "--send", "--hold"},
+			run:        (*Shell).tcpConnect,
+		},
 	}
 }
 
 // Run executes one command line, writes its output to w and returns its exit
 // status. Errors are reported on w as "error: ..." lines; a failing or even
 // panicking command never takes the shell down.
+//
+// The line is split into words as a shell would (see splitWords), so an
+// argument with blanks can be quoted. A command that runs for a while calls
+// w's Flush method, if it has one, to show its progress.
 func (s *Shell) Run(ctx context.Context, line string, w io.Writer) (status int) {
-	words := strings.Fields(line)
+	words, err := splitWords(line)
+	if err != nil {
+		fmt.Fprintf(w, "error: %v\n", err)
+		return StatusUsage
+	}
 	if len(words) == 0 {
 		return StatusOK
 	}
@@ -201,16 +258,32 @@ func lookup(words []string) *command {
 }
 
 func parseArgs(cmd *command, words []string) (args, error) {
-	a := args{flags: map[string]bool{}}
-	for _, w := range words {
+	a := args{flags: map[string]bool{}, values: map[string]string{}}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
 		if !strings.HasPrefix(w, "-") {
 			a.pos = append(a.pos, w)
 			continue
 		}
-		if !slices.Contains(cmd.flags, w) {
+		name, value, hasValue := strings.Cut(w, "=")
+		switch {
+		case slices.Contains(cmd.flags, name):
+			if hasValue {
+				return args{}, usageErrorf("flag %s takes no value", name)
+			}
+			a.flags[name] = true
+		case slices.Contains(cmd.valueFlags, name):
+			if !hasValue {
+				if i+1 == len(words) {
+					return args{}, usageErrorf("flag %s needs a value", name)
+				}
+				i++
+				value = words[i]
+			}
+			a.values[name] = value
+		default:
 			return args{}, usageErrorf("unknown flag %q", w)
 		}
-		a.flags[w] = true
 	}
 	return a, nil
 }

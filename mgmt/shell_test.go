@@ -60,7 +60,10 @@ func TestHelpListsCommands(t *testing.T) {
 	if status != StatusOK {
 		t.Fatalf("status %d", status)
 	}
-	for _, want := range []string{"help", "show tcb [ID] [--json]", "show config [--json]", "show interfaces [--json]"} {
+	for _, want := range []string{
+		"help", "show tcb [ID] [--json]", "show config [--json]", "show interfaces [--json]", "show stats [--json]",
+		"clear tcb ID", "tcp connect HOST:PORT [--local-port N] [--send TEXT] [--hold DURATION]",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help lacks %q:\n%s", want, out)
 		}

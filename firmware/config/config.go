@@ -62,6 +62,12 @@ type TCP struct {
 	// QuietTime is the RFC 9293 quiet time after boot.
 	QuietTime time.Duration
 	Keepalive Keepalive
+	// RTOMin and RTOMax bound the retransmission timeout (RFC 6298).
+	RTOMin, RTOMax time.Duration
+	// UserTimeout fails a connection whose data stays unacknowledged this
+	// long (RFC 9293 section 3.8.3); 0 leaves it to the retransmission
+	// limit.
+	UserTimeout time.Duration
 }
 
 // Keepalive holds the keepalive timers.
@@ -168,6 +174,11 @@ var fields = []field{
 	duration("tcp.keepalive.interval", "75s", true, func(c *Config) *time.Duration { return &c.TCP.Keepalive.Interval }),
 	// Linux caps the probe count at 127 (MAX_TCP_KEEPCNT); so do we.
 	number("tcp.keepalive.count", "9", 1, 127, func(c *Config) *int { return &c.TCP.Keepalive.Count }),
+	// A zero RTO would retransmit back to back; crossCheck keeps the
+	// bounds in order.
+	duration("tcp.rto_min", "200ms", true, func(c *Config) *time.Duration { return &c.TCP.RTOMin }),
+	duration("tcp.rto_max", "60s", true, func(c *Config) *time.Duration { return &c.TCP.RTOMax }),
+	duration("tcp.user_timeout", "0s", false, func(c *Config) *time.Duration { return &c.TCP.UserTimeout }),
 
 	// Port 0 is the "off" value of a service, so it is in range here.
 	number("services.echo.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Echo.Port }),
@@ -394,6 +405,10 @@ func (c *Config) crossCheck() []error {
 		case !c.Net.Address.Masked().Contains(gw):
 			errs = append(errs, keyError("net.gateway", fmt.Errorf("%s is outside net.address %s", gw, c.Net.Address)))
 		}
+	}
+
+	if c.TCP.RTOMax < c.TCP.RTOMin {
+		errs = append(errs, keyError("tcp.rto_max", fmt.Errorf("%s is below tcp.rto_min %s", c.TCP.RTOMax, c.TCP.RTOMin)))
 	}
 
 	// Every TCP listener of the firmware shares its one address.

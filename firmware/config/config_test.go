@@ -47,6 +47,9 @@ tcp:
   fin_wait2_timeout: 5s
   quiet_time: 2s
   keepalive: {idle: 10m, interval: 10s, count: 3}
+  rto_min: 50ms
+  rto_max: 10s
+  user_timeout: 30s
 services:
   echo: {port: 7}
   discard: {port: 9}
@@ -73,6 +76,9 @@ func TestLoadFull(t *testing.T) {
 			FinWait2Timeout:   5 * time.Second,
 			QuietTime:         2 * time.Second,
 			Keepalive:         Keepalive{Idle: 10 * time.Minute, Interval: 10 * time.Second, Count: 3},
+			RTOMin:            50 * time.Millisecond,
+			RTOMax:            10 * time.Second,
+			UserTimeout:       30 * time.Second,
 		},
 		Services: Services{Echo: Service{7}, Discard: Service{9}, Daytime: Service{13}, Chargen: Service{1919}},
 		Mgmt:     Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a"}},
@@ -98,6 +104,8 @@ func TestDefaults(t *testing.T) {
 				MSL:               30 * time.Second,
 				FinWait2Timeout:   60 * time.Second,
 				Keepalive:         Keepalive{Idle: 2 * time.Hour, Interval: 75 * time.Second, Count: 9},
+				RTOMin:            200 * time.Millisecond,
+				RTOMax:            60 * time.Second,
 			},
 			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys"}},
 		}
@@ -180,6 +188,10 @@ func TestRefused(t *testing.T) {
 		{"negative keepalive", "tcp: {keepalive: {interval: -5s}}\n", "config: tcp.keepalive.interval: negative duration"},
 		{"zero keepalive", "tcp: {keepalive: {idle: 0s}}\n", "config: tcp.keepalive.idle: duration must be positive"},
 		{"keepalive count zero", "tcp: {keepalive: {count: 0}}\n", "config: tcp.keepalive.count: 0 out of range"},
+		{"zero rto_min", "tcp: {rto_min: 0s}\n", "config: tcp.rto_min: duration must be positive"},
+		{"rto_max below rto_min", "tcp: {rto_min: 2s, rto_max: 1s}\n", "config: tcp.rto_max: 1s is below tcp.rto_min 2s"},
+		{"rto_max below default rto_min", "tcp: {rto_max: 100ms}\n", "config: tcp.rto_max: 100ms is below tcp.rto_min 200ms"},
+		{"negative user timeout", "tcp: {user_timeout: -1s}\n", "config: tcp.user_timeout: negative duration"},
 		{"service port too big", "services: {echo: {port: 65536}}\n", "config: services.echo.port: 65536 out of range"},
 		{"service port negative", "services: {chargen: {port: -1}}\n", "config: services.chargen.port: -1 out of range"},
 		{"service port clash", "services: {echo: {port: 7}, discard: {port: 7}}\n", "config: services.discard.port: port 7 already used by services.echo.port"},

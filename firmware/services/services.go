@@ -109,6 +109,22 @@ func Serve(ctx context.Context, ln net.Listener, h Handler, log *slog.Logger) er
 	}
 }
 
+// KeepAlive wraps h so that TCP keepalive is on for its connections. Echo,
+// discard and chargen wait on the peer for as long as it likes, so a client
+// that vanishes without a word (powered off, or a NAT that forgot it) would
+// otherwise hold a handler and a TCB for good; keepalive finds it gone. The
+// timers are the TCP's. A connection without keepalive is served as is.
+func KeepAlive(h Handler) Handler {
+	return func(c net.Conn) error {
+		if ka, ok := c.(interface{ SetKeepAlive(bool) error }); ok {
+			if err := ka.SetKeepAlive(true); err != nil {
+				return fmt.Errorf("keepalive: %w", err)
+			}
+		}
+		return h(c)
+	}
+}
+
 // Echo sends back everything it receives until the peer closes (RFC 862).
 func Echo(c net.Conn) error {
 	buf := make([]byte, 32<<10)

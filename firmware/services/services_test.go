@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -33,6 +35,12 @@ func serve(t *testing.T, h Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, h)
+}
+
+// serveOn is serve on a listener of the test's own.
+func serveOn(t *testing.T, ln net.Listener, h Handler) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- Serve(ctx, ln, h, testLogger(t)) }()
@@ -234,4 +242,70 @@ func TestServeReportsForeignClose(t *testing.T) {
 	if !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve on a closed listener = %v, want net.ErrClosed", err)
 	}
+}
+
+func TestKeepAliveTurnsItOn(t *testing.T) {
+	got := make(chan bool, 1)
+	h := func(c net.Conn) error {
+		got <- keepAliveOn(t, c)
+		return nil
+	}
+	for _, tc := range []struct {
+		name string
+		h    Handler
+		want bool
+	}{
+		{"KeepAlive(h)", KeepAlive(h), true},
+		// The control: without the wrapper it is off, so the check above
+		// means something.
+		{"h", h, false},
+	} {
+		// Go's listeners enable keepalive on accepted connections by
+		// default; these do not, so what the handler sees is KeepAlive's
+		// doing.
+		ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dial(t, serveOn(t, ln, tc.h))
+		if on := <-got; on != tc.want {
+			t.Errorf("%s: SO_KEEPALIVE on = %v, want %v", tc.name, on, tc.want)
+		}
+	}
+}
+
+func TestKeepAliveServesOtherConns(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	done := make(chan error, 1)
+	go func() { done <- KeepAlive(Echo)(server) }()
+	client.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v; want \"ping\"", buf, err)
+	}
+	client.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("KeepAlive(Echo) over a pipe = %v, want nil", err)
+	}
+}
+
+// keepAliveOn reads SO_KEEPALIVE of a host TCP connection.
+func keepAliveOn(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		v, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	return v != 0
 }

@@ -1,19 +1,26 @@
-// Package stacknet adapts TCP endpoints of the firmware's netstack to the
-// standard net.Listener and net.Conn interfaces.
+// Package stacknet adapts TCP endpoints of a netstack to the standard
+// net.Listener and net.Conn interfaces, and dials connections over it.
 //
 // gVisor's gonet adapter does the same, but it imports gVisor's own TCP
 // (only for its protocol number), and that package must never be linked into
 // the firmware: TCP is tcpext's. This package therefore talks to the stack
 // through the transport-neutral tcpip.Endpoint interface only.
+//
+// Errors wrap the errno a Linux socket would report where there is one, so
+// errors.Is(err, syscall.ECONNRESET) tells a reset from other failures, and
+// Read returns io.EOF, not an error, once the peer has closed its side.
 package stacknet
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -39,15 +46,15 @@ func ListenTCP(s *stack.Stack, addr tcpip.FullAddress, network tcpip.NetworkProt
 	wq := new(waiter.Queue)
 	ep, terr := s.NewEndpoint(header.TCPProtocolNumber, network, wq)
 	if terr != nil {
-		return nil, opError("listen", tcpAddr(addr), errors.New(terr.String()))
+		return nil, opError("listen", tcpAddr(addr), sysError("socket", terr))
 	}
 	if terr := ep.Bind(addr); terr != nil {
 		ep.Close()
-		return nil, opError("bind", tcpAddr(addr), errors.New(terr.String()))
+		return nil, opError("listen", tcpAddr(addr), sysError("bind", terr))
 	}
 	if terr := ep.Listen(listenBacklog); terr != nil {
 		ep.Close()
-		return nil, opError("listen", tcpAddr(addr), errors.New(terr.String()))
+		return nil, opError("listen", tcpAddr(addr), sysError("listen", terr))
 	}
 	return &Listener{ep: ep, wq: wq, closed: make(chan struct{})}, nil
 }
@@ -70,7 +77,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return newConn(ep, wq), nil
 		}
 		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
-			return nil, opError("accept", l.Addr(), errors.New(terr.String()))
+			return nil, opError("accept", l.Addr(), sysError("accept", terr))
 		}
 		if notify == nil {
 			// Register, then try again before sleeping, so a connection
@@ -105,6 +112,72 @@ func (l *Listener) Addr() net.Addr {
 		return &net.TCPAddr{}
 	}
 	return tcpAddr(a)
+}
+
+// DialTCP opens a TCP connection from local to remote over s and waits until
+// it is established, fails, or ctx is done. A zero local lets the stack pick
+// the address and an ephemeral port; a local port (or address) is bound
+// first, as for a simultaneous open to a known port. The network protocol
+// follows from remote's address.
+//
+// A refused connection yields an error wrapping syscall.ECONNREFUSED, one
+// whose SYNs went unanswered syscall.ETIMEDOUT; when ctx ends first the
+// attempt is abandoned and the error wraps ctx.Err().
+func DialTCP(ctx context.Context, s *stack.Stack, local, remote tcpip.FullAddress) (*Conn, error) {
+	network := header.IPv4ProtocolNumber
+	if remote.Addr.Len() == header.IPv6AddressSize {
+		network = header.IPv6ProtocolNumber
+	}
+	fail := func(ep tcpip.Endpoint, err error) (*Conn, error) {
+		oe := &net.OpError{Op: "dial", Net: "tcp", Addr: tcpAddr(remote), Err: err}
+		if ep != nil {
+			if a, terr := ep.GetLocalAddress(); terr == nil && a.Port != 0 {
+				oe.Source = tcpAddr(a)
+			}
+			ep.Close()
+		}
+		return nil, oe
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(nil, err)
+	}
+	wq := new(waiter.Queue)
+	ep, terr := s.NewEndpoint(header.TCPProtocolNumber, network, wq)
+	if terr != nil {
+		return fail(nil, sysError("socket", terr))
+	}
+	if local != (tcpip.FullAddress{}) {
+		if terr := ep.Bind(local); terr != nil {
+			return fail(ep, sysError("bind", terr))
+		}
+	}
+
+	// Registered before Connect so that an answer arriving at once is not
+	// missed. Writable means established; HUp and Err mean it failed.
+	const done = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
+	entry, notify := waiter.NewChannelEntry(done)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+
+	switch terr := ep.Connect(remote); terr.(type) {
+	case nil, *tcpip.ErrConnectStarted:
+	default:
+		return fail(ep, sysError("connect", terr))
+	}
+	// Events also fire on steps that are not the end of the handshake
+	// (SYN-SENT to SYN-RECEIVED in a simultaneous open), so readiness, not
+	// the wake-up itself, says when it is over.
+	for ep.Readiness(done) == 0 {
+		select {
+		case <-ctx.Done():
+			return fail(ep, ctx.Err())
+		case <-notify:
+		}
+	}
+	if terr := ep.LastError(); terr != nil {
+		return fail(ep, sysError("connect", terr))
+	}
+	return newConn(ep, wq), nil
 }
 
 // Conn is a net.Conn over a connected TCP endpoint of the stack.
@@ -159,7 +232,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		case *tcpip.ErrWouldBlock:
 		default:
-			return 0, c.opError("read", errors.New(terr.String()))
+			return 0, c.opError("read", sysError("read", terr))
 		}
 		if notify == nil {
 			entry, notify = waiter.NewChannelEntry(waiter.ReadableEvents)
@@ -205,7 +278,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			continue
 		case *tcpip.ErrWouldBlock:
 		default:
-			return n, c.opError("write", errors.New(terr.String()))
+			return n, c.opError("write", sysError("write", terr))
 		}
 		if notify == nil {
 			entry, notify = waiter.NewChannelEntry(waiter.WritableEvents)
@@ -224,7 +297,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // Close closes the connection (a full close: the endpoint sends FIN, or RST
-// when unread data remains). Blocked Reads and Writes return net.ErrClosed.
+// when unread data remains or after SetLinger(0)). Blocked Reads and Writes
+// return net.ErrClosed.
 func (c *Conn) Close() error {
 	err := c.opError("close", net.ErrClosed)
 	c.closeOnce.Do(func() {
@@ -235,6 +309,40 @@ func (c *Conn) Close() error {
 		err = nil
 	})
 	return err
+}
+
+// CloseWrite shuts down the sending side: the endpoint sends FIN once the
+// queued data is out, and the connection stays open for reading.
+func (c *Conn) CloseWrite() error {
+	if terr := c.ep.Shutdown(tcpip.ShutdownWrite); terr != nil {
+		return c.opError("close", sysError("shutdown", terr))
+	}
+	return nil
+}
+
+// SetKeepAlive turns TCP keepalive on or off for the connection; the timers
+// are the protocol's. The signature is net.TCPConn's, so code can enable
+// keepalive on either kind of connection through one interface.
+func (c *Conn) SetKeepAlive(on bool) error {
+	c.ep.SocketOptions().SetKeepAlive(on)
+	return nil
+}
+
+// SetLinger sets what Close does with data not yet sent, as
+// net.TCPConn.SetLinger does: sec < 0 (the default) sends it and closes in
+// the background with FIN; sec == 0 discards it and resets the connection
+// with RST. A positive sec, which makes Close wait, is not supported: Close
+// never blocks.
+func (c *Conn) SetLinger(sec int) error {
+	switch {
+	case sec < 0:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{})
+	case sec == 0:
+		c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true})
+	default:
+		return c.opError("set", fmt.Errorf("linger %ds: only 0 (reset) or negative (orderly close) are supported", sec))
+	}
+	return nil
 }
 
 // LocalAddr returns the local address of the connection.
@@ -280,6 +388,45 @@ func (c *Conn) opError(op string, err error) error {
 
 func opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Addr: addr, Err: err}
+}
+
+// sysError turns an endpoint error into the error the socket call would
+// return on Linux: an *os.SyscallError around the errno, so that
+// errors.Is(err, syscall.ECONNRESET) and the like work. Errors without an
+// errno keep netstack's text.
+func sysError(call string, terr tcpip.Error) error {
+	var errno syscall.Errno
+	switch terr.(type) {
+	case *tcpip.ErrConnectionReset:
+		errno = syscall.ECONNRESET
+	case *tcpip.ErrConnectionRefused:
+		errno = syscall.ECONNREFUSED
+	case *tcpip.ErrTimeout:
+		errno = syscall.ETIMEDOUT
+	case *tcpip.ErrConnectionAborted:
+		errno = syscall.ECONNABORTED
+	case *tcpip.ErrNetworkUnreachable:
+		errno = syscall.ENETUNREACH
+	case *tcpip.ErrHostUnreachable:
+		errno = syscall.EHOSTUNREACH
+	case *tcpip.ErrHostDown:
+		errno = syscall.EHOSTDOWN
+	case *tcpip.ErrPortInUse:
+		errno = syscall.EADDRINUSE
+	case *tcpip.ErrNoPortAvailable, *tcpip.ErrBadLocalAddress:
+		errno = syscall.EADDRNOTAVAIL
+	case *tcpip.ErrAlreadyConnected:
+		errno = syscall.EISCONN
+	case *tcpip.ErrAlreadyConnecting:
+		errno = syscall.EALREADY
+	case *tcpip.ErrNotConnected:
+		errno = syscall.ENOTCONN
+	case *tcpip.ErrClosedForSend:
+		errno = syscall.EPIPE
+	default:
+		return os.NewSyscallError(call, errors.New(terr.String()))
+	}
+	return os.NewSyscallError(call, errno)
 }
 
 func tcpAddr(a tcpip.FullAddress) *net.TCPAddr {

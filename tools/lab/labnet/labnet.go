@@ -20,11 +20,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,6 +73,10 @@ type Options struct {
 	// ReadyTimeout bounds the wait for a started firmware to answer; 0
 	// means 20s.
 	ReadyTimeout time.Duration
+	// Env is added to the firmware's environment (which is this
+	// process's otherwise). As every config key can be set by a SYNFIN_*
+	// variable, this adjusts the config: "SYNFIN_TCP_KEEPALIVE_IDLE=1s".
+	Env []string
 }
 
 // Lab is a running lab, built by Up.
@@ -89,8 +95,24 @@ type Lab struct {
 // firmware does not come up, Up stops it, removes the namespaces and
 // returns an error with the tail of its log; the log stays in LogFile.
 func Up(opts Options) (*Lab, error) {
+	l, opts, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	if l.lock, err = acquireLock(); err != nil {
+		return nil, err
+	}
+	if err := l.upLocked(opts); err != nil {
+		l.lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// prepare checks opts, fills in their defaults and finds the firmware.
+func prepare(opts Options) (*Lab, Options, error) {
 	if opts.MSL < 0 || opts.ReadyTimeout < 0 {
-		return nil, errors.New("labnet: MSL and ReadyTimeout must not be negative")
+		return nil, opts, errors.New("labnet: MSL and ReadyTimeout must not be negative")
 	}
 	if opts.MSL == 0 {
 		opts.MSL = defaultMSL
@@ -106,26 +128,24 @@ func Up(opts Options) (*Lab, error) {
 			path, err = filepath.Abs(path)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("labnet: firmware: %w", err)
+			return nil, opts, fmt.Errorf("labnet: firmware: %w", err)
 		}
 		l.firmwarePath = path
 		if _, err := exec.LookPath("ping"); err != nil {
-			return nil, fmt.Errorf("labnet: ping is needed to see the firmware answer: %w", err)
+			return nil, opts, fmt.Errorf("labnet: ping is needed to see the firmware answer: %w", err)
 		}
 	}
+	return l, opts, nil
+}
 
-	lock, err := acquireLock()
-	if err != nil {
-		return nil, err
-	}
-	l.lock = lock
+// upLocked builds the lab while holding the lab lock. If that fails it
+// stops what it started and removes the namespaces, but keeps RunDir: the
+// firmware's log is in it.
+func (l *Lab) upLocked(opts Options) error {
 	if err := l.up(opts); err != nil {
-		// Keep RunDir: the firmware's log is in it.
-		err = errors.Join(err, stopAll(), deleteNamespaces())
-		l.lock.Close()
-		return nil, err
+		return errors.Join(err, stopAll(), deleteNamespaces())
 	}
-	return l, nil
+	return nil
 }
 
 func (l *Lab) up(opts Options) error {
@@ -148,7 +168,7 @@ func (l *Lab) up(opts Options) error {
 	if l.firmwarePath == "" {
 		return nil
 	}
-	if err := l.startFirmware(configPath); err != nil {
+	if err := l.startFirmware(configPath, opts.Env); err != nil {
 		return err
 	}
 	if err := l.waitReady(opts.ReadyTimeout); err != nil {
@@ -199,8 +219,9 @@ func ip(args ...string) error {
 }
 
 // startFirmware starts the firmware in the DUT namespace, in a session of
-// its own so that it outlives the lab command that started it.
-func (l *Lab) startFirmware(configPath string) error {
+// its own so that it outlives the lab command that started it, with env
+// added to its environment.
+func (l *Lab) startFirmware(configPath string, env []string) error {
 	logf, err := os.OpenFile(LogFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("labnet: firmware log: %w", err)
@@ -208,6 +229,9 @@ func (l *Lab) startFirmware(configPath string) error {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", DUTNamespace, l.firmwarePath, "--config", configPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("labnet: start firmware: %w", err)
@@ -255,13 +279,15 @@ func (l *Lab) ready() bool {
 }
 
 // Down stops the firmware, tears the lab down and releases it to other
-// processes. It is safe to call more than once.
+// processes. Calls after the first do nothing: the lab may by then be
+// another process's.
 func (l *Lab) Down() error {
-	err := Down()
-	if l.lock != nil {
-		l.lock.Close()
-		l.lock = nil
+	if l.lock == nil {
+		return nil
 	}
+	err := Down()
+	l.lock.Close()
+	l.lock = nil
 	return err
 }
 
@@ -356,6 +382,44 @@ func (l *Lab) DUTCommand(name string, args ...string) *exec.Cmd {
 // network namespace ns.
 func NamespaceCommand(ns, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// InNamespace runs fn with its thread in the network namespace ns, so that
+// the sockets fn creates belong to that namespace's stack; they stay there
+// after fn returns and can be used from anywhere. fn runs on a goroutine of
+// its own, locked to its thread, and must not start goroutines that create
+// sockets.
+func InNamespace(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Not unlocked on failure: the runtime then retires the thread,
+		// stuck in the wrong namespace, with the goroutine.
+		runtime.LockOSThread()
+		errc <- inNamespace(ns, fn)
+	}()
+	return <-errc
+}
+
+func inNamespace(ns string, fn func() error) error {
+	orig, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("labnet: current namespace: %w", err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return fmt.Errorf("labnet: namespace %s: %w", ns, err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return fmt.Errorf("labnet: enter namespace %s: %w", ns, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		return errors.Join(ferr, fmt.Errorf("labnet: leave namespace %s: %w", ns, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // Namespace resolves a namespace given as "dut", "peer" or a full name.

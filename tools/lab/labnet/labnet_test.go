@@ -3,6 +3,8 @@
 package labnet
 
 import (
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +83,7 @@ func TestUpDownWithoutFirmware(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Up: %v", err)
 	}
-	t.Cleanup(func() { Down() })
+	t.Cleanup(func() { l.Down() })
 
 	if got := addrs(t, PeerNamespace, PeerInterface); len(got) != 1 || got[0] != "198.18.0.1/24" {
 		t.Errorf("%s addresses %v, want [198.18.0.1/24]", PeerInterface, got)
@@ -117,6 +119,12 @@ func TestUpDownWithoutFirmware(t *testing.T) {
 	if err := l.Down(); err != nil {
 		t.Errorf("second Down: %v", err)
 	}
+	// Holding the lock, no other lab can be up: Down finds nothing.
+	lock, err := acquireLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
 	if err := Down(); err != nil {
 		t.Errorf("Down with nothing there: %v", err)
 	}
@@ -128,6 +136,7 @@ func TestUpDownWithoutFirmware(t *testing.T) {
 const fakeFirmware = `#!/bin/sh
 if [ "$1" = shell ]; then echo "ran: $5"; exit 0; fi
 echo "fake firmware $*"
+echo "SYNFIN_TCP_MSL=$SYNFIN_TCP_MSL"
 ip link set veth-dut up
 ip addr add 198.18.0.2/24 dev veth-dut
 touch /run/synfin-lab/mgmt.sock
@@ -146,10 +155,13 @@ func writeScript(t *testing.T, text string) string {
 
 func TestUpWithFirmware(t *testing.T) {
 	requireRoot(t)
-	l := up(t, Options{FirmwarePath: writeScript(t, fakeFirmware)})
+	l := up(t, Options{FirmwarePath: writeScript(t, fakeFirmware), Env: []string{"SYNFIN_TCP_MSL=7s"}})
 
 	if log := l.FirmwareLog(); !strings.Contains(log, "fake firmware --config "+ConfigFile) {
 		t.Errorf("firmware log %q: want the firmware started with --config %s", log, ConfigFile)
+	}
+	if log := l.FirmwareLog(); !strings.Contains(log, "SYNFIN_TCP_MSL=7s\n") {
+		t.Errorf("firmware log %q: want Options.Env in the firmware's environment", log)
 	}
 	st, err := Inspect()
 	if err != nil {
@@ -186,9 +198,21 @@ func TestUpFirmwareFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Cleanup(func() { Down() })
+			// What a failed Up leaves is checked, and cleared, under the
+			// lab lock: once Up has given it up, another package's test
+			// may build its lab, clearing the log, and must not have its
+			// lab cleared by this test.
+			l, opts, err := prepare(Options{FirmwarePath: writeScript(t, tt.script), ReadyTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.lock, err = acquireLock(); err != nil {
+				t.Fatal(err)
+			}
+			defer l.lock.Close()
+			defer Down()
 			start := time.Now()
-			_, err := Up(Options{FirmwarePath: writeScript(t, tt.script), ReadyTimeout: 2 * time.Second})
+			err = l.upLocked(opts)
 			if err == nil {
 				t.Fatal("Up succeeded")
 			}
@@ -207,5 +231,49 @@ func TestUpFirmwareFails(t *testing.T) {
 				t.Errorf("log not kept after a failed Up: %v", err)
 			}
 		})
+	}
+}
+
+func TestInNamespace(t *testing.T) {
+	requireRoot(t)
+	up(t, Options{})
+	peerAddr := net.JoinHostPort(PeerAddress, "0")
+	// The peer's address is only in its namespace, so binding it works
+	// there and nowhere else.
+	if ln, err := net.Listen("tcp", peerAddr); err == nil {
+		ln.Close()
+		t.Fatalf("%s can be bound outside the peer namespace", PeerAddress)
+	}
+	var ln net.Listener
+	err := InNamespace(PeerNamespace, func() error {
+		var err error
+		ln, err = net.Listen("tcp", peerAddr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InNamespace: %v", err)
+	}
+	defer ln.Close()
+	// The socket stays in its namespace: a client there reaches it.
+	err = InNamespace(PeerNamespace, func() error {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dialing the listener from the peer namespace: %v", err)
+	}
+	if _, err := net.Listen("tcp", peerAddr); err == nil {
+		t.Fatal("this goroutine was left in the peer namespace")
+	}
+
+	want := errors.New("from fn")
+	if err := InNamespace(PeerNamespace, func() error { return want }); !errors.Is(err, want) {
+		t.Errorf("InNamespace = %v, want fn's error", err)
+	}
+	if err := InNamespace("synfin-nonesuch", func() error { return nil }); err == nil {
+		t.Error("InNamespace of a missing namespace succeeded")
 	}
 }
