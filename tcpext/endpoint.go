@@ -125,12 +125,9 @@ type endpoint struct {
 	probeSentAt time.Time // last zero-window probe
 	synRetried  bool      // our SYN or SYN,ACK timed out at least once
 
-	rtoTimer      tcpip.Timer
-	rtoDeadline   time.Time
-	timeWaitTimer tcpip.Timer
-	twDeadline    time.Time
-	finWait2Timer tcpip.Timer
-	fw2Deadline   time.Time
+	rtoTimer      timer // retransmission, doubling as persist
+	timeWaitTimer timer
+	finWait2Timer timer
 
 	counters Counters
 	history  []HistoryItem

@@ -13,8 +13,7 @@ import (
 type keepalive struct {
 	idle, interval time.Duration
 	count          int
-	timer          tcpip.Timer
-	deadline       time.Time
+	timer          timer
 	probes         int       // unanswered probes sent
 	lastRecv       time.Time // last segment from the peer
 }
@@ -51,20 +50,10 @@ func (e *endpoint) armKeepalive() {
 		d -= e.stack.Clock().Now().Sub(e.ka.lastRecv)
 	}
 	d = max(d, time.Millisecond)
-	e.ka.deadline = e.stack.Clock().Now().Add(d)
-	if e.ka.timer == nil {
-		e.ka.timer = e.stack.Clock().AfterFunc(d, e.onKeepalive)
-		return
-	}
-	e.ka.timer.Reset(d)
+	e.ka.timer.set(e.stack.Clock(), d, e.onKeepalive)
 }
 
-func (e *endpoint) stopKeepalive() {
-	if e.ka.timer != nil {
-		e.ka.timer.Stop()
-	}
-	e.ka.deadline = time.Time{}
-}
+func (e *endpoint) stopKeepalive() { e.ka.timer.stop() }
 
 // onKeepalive sends a probe after the idle time, then one per interval;
 // when count probes go unanswered the connection has failed. A peer that
@@ -73,10 +62,9 @@ func (e *endpoint) onKeepalive() {
 	e.mu.Lock()
 	defer e.unlock()
 	now := e.stack.Clock().Now()
-	if e.ka.deadline.IsZero() || now.Before(e.ka.deadline) || !keepaliveState(e.state) {
+	if !e.ka.timer.fire(e.stack.Clock()) || !keepaliveState(e.state) {
 		return
 	}
-	e.ka.deadline = time.Time{}
 	if e.ka.probes == 0 && now.Sub(e.ka.lastRecv) < e.ka.idle {
 		e.armKeepalive() // heard from the peer since the timer was set
 		return

@@ -101,7 +101,7 @@ func (r *rttEstimator) current() time.Duration {
 // armRTO starts the retransmission timer unless it is running
 // (RFC 6298 section 5.1).
 func (e *endpoint) armRTO() {
-	if e.rtoTimer != nil && !e.rtoDeadline.IsZero() {
+	if e.rtoTimer.running() {
 		return
 	}
 	e.restartRTO()
@@ -116,29 +116,18 @@ func (e *endpoint) restartRTO() {
 		left := e.progress.Add(e.userTimeout).Sub(e.stack.Clock().Now())
 		d = max(min(d, left), time.Millisecond)
 	}
-	e.rtoDeadline = e.stack.Clock().Now().Add(d)
-	if e.rtoTimer == nil {
-		e.rtoTimer = e.stack.Clock().AfterFunc(d, e.onRTO)
-		return
-	}
-	e.rtoTimer.Reset(d)
+	e.rtoTimer.set(e.stack.Clock(), d, e.onRTO)
 }
 
-func (e *endpoint) stopRTO() {
-	if e.rtoTimer != nil {
-		e.rtoTimer.Stop()
-	}
-	e.rtoDeadline = time.Time{}
-}
+func (e *endpoint) stopRTO() { e.rtoTimer.stop() }
 
 // onRTO is the retransmission timeout (RFC 6298 section 5.4 to 5.7).
 func (e *endpoint) onRTO() {
 	e.mu.Lock()
 	defer e.unlock()
-	if e.rtoDeadline.IsZero() || e.stack.Clock().Now().Before(e.rtoDeadline) {
-		return // stopped or restarted since this firing was scheduled
+	if !e.rtoTimer.fire(e.stack.Clock()) {
+		return
 	}
-	e.rtoDeadline = time.Time{}
 	if e.zeroWindowStall() {
 		e.onPersist()
 		return

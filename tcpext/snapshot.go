@@ -146,7 +146,7 @@ func (e *endpoint) snapshot() TCBInfo {
 	for _, t := range []struct {
 		name     string
 		deadline time.Time
-	}{{"retransmit", e.rtoDeadline}, {"time-wait", e.twDeadline}, {"fin-wait-2", e.fw2Deadline}, {"keepalive", e.ka.deadline}} {
+	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}} {
 		if !t.deadline.IsZero() {
 			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(now).Milliseconds()})
 		}

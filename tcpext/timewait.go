@@ -1,10 +1,6 @@
 package tcpext
 
-import (
-	"time"
-
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-)
+import "gvisor.dev/gvisor/pkg/tcpip/header"
 
 // enterTimeWait starts TIME-WAIT: the TCB keeps its 4-tuple for 2*MSL so
 // that a retransmitted FIN can still be ACKed and old duplicates die out
@@ -17,26 +13,15 @@ func (e *endpoint) enterTimeWait(cause string) {
 }
 
 func (e *endpoint) restartTimeWait() {
-	d := 2 * e.proto.opts.MSL
-	e.twDeadline = e.stack.Clock().Now().Add(d)
-	if e.timeWaitTimer == nil {
-		e.timeWaitTimer = e.stack.Clock().AfterFunc(d, e.onTimeWait)
-		return
-	}
-	e.timeWaitTimer.Reset(d)
+	e.timeWaitTimer.set(e.stack.Clock(), 2*e.proto.opts.MSL, e.onTimeWait)
 }
 
-func (e *endpoint) stopTimeWait() {
-	if e.timeWaitTimer != nil {
-		e.timeWaitTimer.Stop()
-	}
-	e.twDeadline = time.Time{}
-}
+func (e *endpoint) stopTimeWait() { e.timeWaitTimer.stop() }
 
 func (e *endpoint) onTimeWait() {
 	e.mu.Lock()
 	defer e.unlock()
-	if e.state != StateTimeWait || e.stack.Clock().Now().Before(e.twDeadline) {
+	if !e.timeWaitTimer.fire(e.stack.Clock()) || e.state != StateTimeWait {
 		return
 	}
 	e.setState(StateClosed, "2*MSL elapsed in TIME-WAIT")
@@ -73,26 +58,15 @@ func (e *endpoint) armFinWait2() {
 	if !e.closed || e.state != StateFinWait2 || e.proto.opts.FinWait2Timeout <= 0 {
 		return
 	}
-	d := e.proto.opts.FinWait2Timeout
-	e.fw2Deadline = e.stack.Clock().Now().Add(d)
-	if e.finWait2Timer == nil {
-		e.finWait2Timer = e.stack.Clock().AfterFunc(d, e.onFinWait2)
-		return
-	}
-	e.finWait2Timer.Reset(d)
+	e.finWait2Timer.set(e.stack.Clock(), e.proto.opts.FinWait2Timeout, e.onFinWait2)
 }
 
-func (e *endpoint) stopFinWait2() {
-	if e.finWait2Timer != nil {
-		e.finWait2Timer.Stop()
-	}
-	e.fw2Deadline = time.Time{}
-}
+func (e *endpoint) stopFinWait2() { e.finWait2Timer.stop() }
 
 func (e *endpoint) onFinWait2() {
 	e.mu.Lock()
 	defer e.unlock()
-	if e.state != StateFinWait2 || e.fw2Deadline.IsZero() || e.stack.Clock().Now().Before(e.fw2Deadline) {
+	if !e.finWait2Timer.fire(e.stack.Clock()) || e.state != StateFinWait2 {
 		return
 	}
 	e.abort("FIN-WAIT-2 timeout")
