@@ -307,29 +307,36 @@ func checkClose(t *testing.T, w *wire, dutFirst bool) {
 	}
 }
 
+// connect listens on port of the server stack (whose address is addr),
+// dials it from the client stack through gonet and returns both ends.
+func (w *wire) connect(srv, cli *stack.Stack, addr tcpip.Address, port uint16) (server, client net.Conn) {
+	w.t.Helper()
+	ln, err := gonet.ListenTCP(srv, tcpip.FullAddress{Port: port}, ipv4.ProtocolNumber)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			w.t.Error(err)
+		}
+		accepted <- c
+	}()
+	client, err = gonet.DialContextTCP(context.Background(), cli, tcpip.FullAddress{Addr: addr, Port: port}, ipv4.ProtocolNumber)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return <-accepted, client
+}
+
 // A tcpext server and a gVisor-TCP client: handshake, 1 MiB each way,
 // the DUT closes first and holds TIME-WAIT for exactly 2*MSL.
 func TestInteropGVisorClientDUTClosesFirst(t *testing.T) {
 	opts := testOptions()
 	w := newWire(t, opts)
-	ln, err := gonet.ListenTCP(w.dut, tcpip.FullAddress{Port: 7}, ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- c
-	}()
-	client, err := gonet.DialContextTCP(context.Background(), w.ref, tcpip.FullAddress{Addr: dutAddr, Port: 7}, ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
+	server, client := w.connect(w.dut, w.ref, dutAddr, 7)
 	checkHandshake(t, w, false)
 	transfer(t, server, client)
 
@@ -365,24 +372,7 @@ func TestInteropGVisorClientDUTClosesFirst(t *testing.T) {
 // passes CLOSE-WAIT and LAST-ACK and leaves no TIME-WAIT behind.
 func TestInteropGVisorServerPeerClosesFirst(t *testing.T) {
 	w := newWire(t, testOptions())
-	ln, err := gonet.ListenTCP(w.ref, tcpip.FullAddress{Port: 80}, ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- c
-	}()
-	client, err := gonet.DialContextTCP(context.Background(), w.dut, tcpip.FullAddress{Addr: peerAddr, Port: 80}, ipv4.ProtocolNumber)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
+	server, client := w.connect(w.ref, w.dut, peerAddr, 80)
 	checkHandshake(t, w, true)
 	transfer(t, client, server)
 
