@@ -30,15 +30,13 @@ func (e *endpoint) onTimeWait() {
 // handleTimeWait is segment arrival in TIME-WAIT (RFC 9293 3.10.7.4):
 // a RST is ignored (RFC 1337, against TIME-WAIT assassination); a
 // retransmitted FIN is ACKed again and restarts the 2*MSL timer; anything
-// else gets an ACK. A new SYN whose sequence number lies beyond the old
-// incarnation's (RFC 9293 section 3.10.7.4 note, RFC 6191 section 2 without
-// timestamps) ends TIME-WAIT early: the listener of the port, returned,
-// takes it as a new connection.
+// else gets an ACK. A new SYN that passes the RFC 6191 test ends TIME-WAIT
+// early: the listener of the port, returned, takes it as a new connection.
 func (e *endpoint) handleTimeWait(seg *Segment) *endpoint {
 	if seg.has(header.TCPFlagRst) {
 		return nil
 	}
-	if seg.Flags&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && e.rcvNxt.LessThan(seg.Seq) {
+	if seg.Flags&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && e.newIncarnation(seg) {
 		if l := e.proto.listenerFor(e.tid.LocalPort); l != nil {
 			e.setState(StateClosed, "new SYN with a greater ISN in TIME-WAIT (RFC 6191)")
 			return l
@@ -49,6 +47,17 @@ func (e *endpoint) handleTimeWait(seg *Segment) *endpoint {
 		e.restartTimeWait()
 	}
 	return nil
+}
+
+// newIncarnation is the test of RFC 6191 section 2 for a SYN in TIME-WAIT:
+// with timestamps in use, its timestamp must be newer than TS.Recent (its
+// sequence number does not matter); without, its sequence number must lie
+// beyond the old connection's.
+func (e *endpoint) newIncarnation(syn *Segment) bool {
+	if e.tsOK && syn.Options.Timestamps {
+		return int32(syn.Options.TSVal-e.tsRecent) > 0
+	}
+	return e.rcvNxt.LessThan(syn.Seq)
 }
 
 // armFinWait2 bounds FIN-WAIT-2 after a full close, so a peer that never
