@@ -44,6 +44,9 @@ type TCPControl interface {
 	// Abort resets the connection of TCB id (RST); it fails if there is no
 	// such TCB.
 	Abort(id uint64) error
+	// SetDefaultCongestionControl names the congestion control of new
+	// connections; it fails for an unknown name.
+	SetDefaultCongestionControl(name string) error
 	// Dial opens a TCP connection to remote, from localPort unless that is
 	// 0, and returns it with the id of its TCB (0 if it could not be told).
 	// It returns when the connection is established, has failed, or ctx is
@@ -187,6 +190,12 @@ func init() {
 			args:  "ID",
 			help:  "abort a connection: send RST and drop its TCB",
 			run:   (*Shell).clearTCB,
+		},
+		{
+			words: []string{"set", "tcp", "congestion-control"},
+			args:  "NAME",
+			help:  "set the congestion control of new connections (newreno, cubic)",
+			run:   (*Shell).setCongestionControl,
 		},
 		{
 			words:      []string{"tcp", "connect"},

@@ -46,6 +46,21 @@ func (s *Shell) clearTCB(_ context.Context, a args, w io.Writer) error {
 	return err
 }
 
+// setCongestionControl is "set tcp congestion-control NAME".
+func (s *Shell) setCongestionControl(_ context.Context, a args, w io.Writer) error {
+	if len(a.pos) != 1 {
+		return usageErrorf("want one congestion control name")
+	}
+	if s.tcp == nil {
+		return errNoTCPControl
+	}
+	if err := s.tcp.SetDefaultCongestionControl(a.pos[0]); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "new connections use %s\n", a.pos[0])
+	return err
+}
+
 // stats is "show stats": the protocol's counters and how many TCBs are in
 // each state. Its JSON field names are part of the shell's contract.
 type stats struct {

@@ -29,6 +29,17 @@ type fakeTCP struct {
 	aborted   []uint64
 	remote    netip.AddrPort
 	localPort uint16
+	cc        string
+}
+
+func (f *fakeTCP) SetDefaultCongestionControl(name string) error {
+	if name != "newreno" && name != "cubic" {
+		return fmt.Errorf("congestion control %q: unknown", name)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cc = name
+	return nil
 }
 
 func (f *fakeTCP) Stats() tcpext.StatsSnapshot { return f.stats }
@@ -362,5 +373,22 @@ func TestTCPConnectPeerNeverCloses(t *testing.T) {
 	want := fmt.Sprintf("the peer had not closed its side %v after our FIN\nclosed: 2 bytes sent, 0 bytes received\n", finishWait)
 	if status != StatusOK || !strings.HasSuffix(out, want) {
 		t.Fatalf("got %q, %d; want it to end in %q", out, status, want)
+	}
+}
+
+func TestSetCongestionControl(t *testing.T) {
+	f := &fakeTCP{}
+	sh := tcpShell(f)
+	var out bytes.Buffer
+	if st := sh.Run(context.Background(), "set tcp congestion-control cubic", &out); st != StatusOK || f.cc != "cubic" {
+		t.Fatalf("status %d, cc %q, output %q", st, f.cc, out.String())
+	}
+	out.Reset()
+	if st := sh.Run(context.Background(), "set tcp congestion-control vegas", &out); st == StatusOK || f.cc != "cubic" || !strings.Contains(out.String(), "vegas") {
+		t.Fatalf("unknown name: status %d, cc %q, output %q", st, f.cc, out.String())
+	}
+	out.Reset()
+	if st := sh.Run(context.Background(), "set tcp congestion-control", &out); st != StatusUsage {
+		t.Fatalf("missing name: status %d, output %q", st, out.String())
 	}
 }

@@ -137,3 +137,19 @@ func TestSACKRecoveryRetransmitsOnlyHoles(t *testing.T) {
 		t.Fatalf("after the full ACK: recovery=%v sack_blocks=%d", tcb.Recovery, tcb.SACKBlocks)
 	}
 }
+
+// The default congestion control applies to connections opened after it
+// is set; an unknown name is refused.
+func TestDefaultCongestionControl(t *testing.T) {
+	d := newDUT(t, testOptions())
+	if err := d.proto.SetDefaultCongestionControl("vegas"); err == nil {
+		t.Fatal("unknown congestion control accepted")
+	}
+	if err := d.proto.SetDefaultCongestionControl("cubic"); err != nil {
+		t.Fatal(err)
+	}
+	d.connect(100)
+	if tcb := d.proto.TCBs()[0]; tcb.CC != "cubic" {
+		t.Fatalf("cc %q, want cubic", tcb.CC)
+	}
+}
