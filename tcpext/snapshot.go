@@ -134,6 +134,10 @@ func (e *endpoint) snapshot() TCBInfo {
 		History:       append([]HistoryItem(nil), e.history...),
 		Timers:        []TimerInfo{},
 	}
+	if e.state == StateListen {
+		// A listener carries no data: its window fields mean nothing.
+		info.Cwnd, info.Ssthresh = 0, 0
+	}
 	if e.sndUrgent {
 		info.SndUp = uint32(e.sndUp)
 	}
