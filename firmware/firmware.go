@@ -169,6 +169,7 @@ func tcpOptions(t config.TCP) tcpext.Options {
 		MinRTO:            t.RTOMin,
 		MaxRTO:            t.RTOMax,
 		UserTimeout:       t.UserTimeout,
+		DelayedACK:        t.DelayedACK,
 	}
 }
 

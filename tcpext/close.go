@@ -85,6 +85,7 @@ func (e *endpoint) cleanup() {
 	e.stopTimeWait()
 	e.stopFinWait2()
 	e.stopKeepalive()
+	e.delackTimer.stop()
 	if e.inDemux {
 		e.proto.unregister(e, e.demuxID)
 		e.inDemux = false

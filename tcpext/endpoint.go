@@ -126,6 +126,10 @@ type endpoint struct {
 	synRetried  bool      // our SYN or SYN,ACK timed out at least once
 
 	rtoTimer      timer // retransmission, doubling as persist
+	delackTimer   timer
+	ackOwed       int          // in-order segments not yet acknowledged
+	shortEnd      seqnum.Value // end of the last short segment (Nagle)
+	maxSndWnd     int          // largest window the peer offered
 	timeWaitTimer timer
 	finWait2Timer timer
 
@@ -151,6 +155,7 @@ func newEndpoint(p *Protocol, netProto tcpip.NetworkProtocolNumber, wq *waiter.Q
 		sndMSS:    defaultMSS,
 	}
 	e.ops.InitHandler(e, p.stack, tcpip.GetStackSendBufferLimits, tcpip.GetStackReceiveBufferLimits)
+	e.ops.SetDelayOption(true) // Nagle on, as RFC 1122 4.2.3.4 asks
 	e.rtt.init(p.opts.MinRTO, p.opts.MaxRTO)
 	e.ka.idle = p.opts.Keepalive.Idle
 	e.ka.interval = p.opts.Keepalive.Interval

@@ -91,6 +91,7 @@ func mssFor(mtu uint32) uint16 {
 // first sequence number, data begins after it (RFC 9293 section 3.4).
 func (e *endpoint) initSend(iss seqnum.Value) {
 	e.iss, e.sndUna, e.sndNxt, e.sndMax = iss, iss, iss, iss
+	e.shortEnd = iss
 	e.sndBufSeq = iss.Add(1)
 }
 
@@ -105,6 +106,7 @@ func (e *endpoint) initReceive(seg *Segment) {
 	e.rcvNxt = seg.Seq.Add(1)
 	e.rcvAdv = e.rcvNxt
 	e.sndWnd = seqnum.Size(seg.Window)
+	e.maxSndWnd = int(e.sndWnd)
 	e.sndWL1 = seg.Seq
 	peer := int(seg.Options.MSS)
 	if peer == 0 {

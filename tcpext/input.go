@@ -285,6 +285,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 func (e *endpoint) updateWindow(seg *Segment) {
 	if e.sndWL1.LessThan(seg.Seq) || (e.sndWL1 == seg.Seq && !seg.Ack.LessThan(e.sndWL2)) {
 		e.sndWnd = seqnum.Size(seg.Window) << e.sndWScale
+		e.maxSndWnd = max(e.maxSndWnd, int(e.sndWnd))
 		e.sndWL1, e.sndWL2 = seg.Seq, seg.Ack
 		if e.sndWnd > 0 {
 			e.windowOpened()
@@ -320,14 +321,18 @@ func (e *endpoint) processText(seg *Segment) {
 	if n := e.deliver(seg.Payload); n < len(seg.Payload) {
 		fin = false
 	}
-	if len(e.ooo) > 0 && e.drainOutOfOrder() {
+	gap := len(e.ooo) > 0
+	if gap && e.drainOutOfOrder() {
 		fin = true
 	}
-	if fin {
+	switch {
+	case fin:
 		e.processFIN()
-		return
+	case gap:
+		e.sendACK()
+	default:
+		e.ackData()
 	}
-	e.sendACK()
 }
 
 // processFIN is the eighth step: the peer's FIN takes one sequence number

@@ -68,6 +68,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 	if flags&header.TCPFlagAck != 0 {
 		seg.Ack = e.rcvNxt
 		e.lastAckSent = e.rcvNxt
+		e.ackSent()
 	}
 	if e.route == nil {
 		return
@@ -150,11 +151,18 @@ func (e *endpoint) sendPending() {
 	wnd := min(e.sndWnd, seqnum.Size(e.cc.Cwnd()+e.limitedTransmit()))
 	wndEnd := e.sndUna.Add(wnd)
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
-		n := min(e.sndNxt.Size(end), e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))
+		data := e.sndNxt.Size(end)
+		n := min(data, e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))
+		if e.holdShort(n, n == data) {
+			break
+		}
 		off := e.sndBufSeq.Size(e.sndNxt)
 		flags := header.TCPFlagAck
 		if e.sndNxt.Add(n) == end {
 			flags |= header.TCPFlagPsh
+		}
+		if int(n) < e.maxPayload() {
+			e.sentShort(e.sndNxt.Add(n))
 		}
 		e.transmit(flags, e.sndNxt, e.sndBuf[off:off+n])
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// UserTimeout, when positive, fails a connection whose data stays
 	// unacknowledged that long (RFC 9293 section 3.8.3, RFC 5482).
 	UserTimeout time.Duration
+	// DelayedACK is the delayed ACK timer (RFC 9293 section 3.8.6.3);
+	// zero acknowledges every segment at once.
+	DelayedACK time.Duration
 	// ChallengeACKLimit caps challenge ACKs per second, stack-wide
 	// (RFC 5961 section 7).
 	ChallengeACKLimit int

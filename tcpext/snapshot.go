@@ -150,7 +150,7 @@ func (e *endpoint) snapshot() TCBInfo {
 	for _, t := range []struct {
 		name     string
 		deadline time.Time
-	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}} {
+	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}, {"delayed-ack", e.delackTimer.deadline}} {
 		if !t.deadline.IsZero() {
 			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(now).Milliseconds()})
 		}

@@ -68,6 +68,8 @@ type TCP struct {
 	// long (RFC 9293 section 3.8.3); 0 leaves it to the retransmission
 	// limit.
 	UserTimeout time.Duration
+	// DelayedACK is the delayed ACK timer; 0 acknowledges every segment.
+	DelayedACK time.Duration
 }
 
 // Keepalive holds the keepalive timers.
@@ -179,6 +181,7 @@ var fields = []field{
 	duration("tcp.rto_min", "200ms", true, func(c *Config) *time.Duration { return &c.TCP.RTOMin }),
 	duration("tcp.rto_max", "60s", true, func(c *Config) *time.Duration { return &c.TCP.RTOMax }),
 	duration("tcp.user_timeout", "0s", false, func(c *Config) *time.Duration { return &c.TCP.UserTimeout }),
+	duration("tcp.delayed_ack", "40ms", false, func(c *Config) *time.Duration { return &c.TCP.DelayedACK }),
 
 	// Port 0 is the "off" value of a service, so it is in range here.
 	number("services.echo.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Echo.Port }),
@@ -407,6 +410,10 @@ func (c *Config) crossCheck() []error {
 		}
 	}
 
+	// RFC 9293 section 3.8.6.3: the delay MUST be less than 0.5 seconds.
+	if c.TCP.DelayedACK >= 500*time.Millisecond {
+		errs = append(errs, keyError("tcp.delayed_ack", fmt.Errorf("%s is not below 500ms (RFC 9293 3.8.6.3)", c.TCP.DelayedACK)))
+	}
 	if c.TCP.RTOMax < c.TCP.RTOMin {
 		errs = append(errs, keyError("tcp.rto_max", fmt.Errorf("%s is below tcp.rto_min %s", c.TCP.RTOMax, c.TCP.RTOMin)))
 	}

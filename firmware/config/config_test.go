@@ -50,6 +50,7 @@ tcp:
   rto_min: 50ms
   rto_max: 10s
   user_timeout: 30s
+  delayed_ack: 100ms
 services:
   echo: {port: 7}
   discard: {port: 9}
@@ -79,6 +80,7 @@ func TestLoadFull(t *testing.T) {
 			RTOMin:            50 * time.Millisecond,
 			RTOMax:            10 * time.Second,
 			UserTimeout:       30 * time.Second,
+			DelayedACK:        100 * time.Millisecond,
 		},
 		Services: Services{Echo: Service{7}, Discard: Service{9}, Daytime: Service{13}, Chargen: Service{1919}},
 		Mgmt:     Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a"}},
@@ -106,6 +108,7 @@ func TestDefaults(t *testing.T) {
 				Keepalive:         Keepalive{Idle: 2 * time.Hour, Interval: 75 * time.Second, Count: 9},
 				RTOMin:            200 * time.Millisecond,
 				RTOMax:            60 * time.Second,
+				DelayedACK:        40 * time.Millisecond,
 			},
 			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys"}},
 		}
@@ -191,6 +194,7 @@ func TestRefused(t *testing.T) {
 		{"zero rto_min", "tcp: {rto_min: 0s}\n", "config: tcp.rto_min: duration must be positive"},
 		{"rto_max below rto_min", "tcp: {rto_min: 2s, rto_max: 1s}\n", "config: tcp.rto_max: 1s is below tcp.rto_min 2s"},
 		{"rto_max below default rto_min", "tcp: {rto_max: 100ms}\n", "config: tcp.rto_max: 100ms is below tcp.rto_min 200ms"},
+		{"delayed ACK of half a second", "tcp: {delayed_ack: 500ms}\n", "config: tcp.delayed_ack: 500ms is not below 500ms"},
 		{"negative user timeout", "tcp: {user_timeout: -1s}\n", "config: tcp.user_timeout: negative duration"},
 		{"service port too big", "services: {echo: {port: 65536}}\n", "config: services.echo.port: 65536 out of range"},
 		{"service port negative", "services: {chargen: {port: -1}}\n", "config: services.chargen.port: -1 out of range"},

@@ -1,0 +1,44 @@
+package tcpext
+
+// Delayed ACK (RFC 9293 section 3.8.6.3, RFC 5681 section 4.2): in-order
+// data is acknowledged at least every second segment, or when the delayed
+// ACK timer (Options.DelayedACK, at most 500 ms) fires, whichever is first;
+// any segment we send carries the ACK along. Out-of-order data, data that
+// fills a gap and FINs are acknowledged at once. A zero Options.DelayedACK
+// acknowledges every segment at once.
+
+// ackEvery is how many in-order segments may go unacknowledged.
+const ackEvery = 2
+
+// ackData acknowledges in-order data, now or a little later.
+func (e *endpoint) ackData() {
+	if e.proto.opts.DelayedACK <= 0 {
+		e.sendACK()
+		return
+	}
+	e.ackOwed++
+	if e.ackOwed >= ackEvery {
+		e.sendACK()
+		return
+	}
+	if !e.delackTimer.running() {
+		e.delackTimer.set(e.stack.Clock(), e.proto.opts.DelayedACK, e.onDelayedACK)
+	}
+}
+
+// acked notes that a segment carrying our ACK is going out.
+func (e *endpoint) ackSent() {
+	e.ackOwed = 0
+	if e.delackTimer.running() {
+		e.delackTimer.stop()
+	}
+}
+
+func (e *endpoint) onDelayedACK() {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.delackTimer.fire(e.stack.Clock()) || e.ackOwed == 0 || !e.state.synchronized() {
+		return
+	}
+	e.sendACK()
+}

@@ -1,0 +1,83 @@
+package tcpext_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// Nagle: while a short segment is unacknowledged, further short writes
+// wait and then go out together; with no delay they go at once.
+func TestNagle(t *testing.T) {
+	for _, noDelay := range []bool{false, true} {
+		d := newDUT(t, testOptions())
+		ep, port, iss := d.connect(100)
+		if noDelay {
+			ep.SocketOptions().SetDelayOption(false)
+		}
+		write(t, ep, []byte("a"))
+		d.expect(ack|psh, uint64(iss+1), 101)
+		write(t, ep, []byte("b"))
+		write(t, ep, []byte("c"))
+		if noDelay {
+			d.expect(ack|psh, uint64(iss+2), 101)
+			d.expect(ack|psh, uint64(iss+3), 101)
+			continue
+		}
+		d.expectNone()
+		d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 2, flags: ack, window: 65535})
+		if s := d.expect(ack|psh, uint64(iss+2), 101); string(s.Payload) != "bc" {
+			t.Fatalf("after the ACK: %q, want the held bytes together", s.Payload)
+		}
+	}
+}
+
+// Sender-side silly window avoidance: a segment cut short by the peer's
+// window, far below half the largest window it offered, waits.
+func TestSenderSillyWindowAvoidance(t *testing.T) {
+	d := newDUT(t, testOptions())
+	ep, port, iss := d.connect(100)
+	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 1, flags: ack, window: 1500})
+	write(t, ep, bytes.Repeat([]byte("s"), 3000))
+	if s := d.next(); len(s.Payload) != 1400 {
+		t.Fatalf("first segment %d bytes, want 1400", len(s.Payload))
+	}
+	d.expectNone() // not a 100-byte sliver
+	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 1401, flags: ack, window: 3000})
+	if s := d.next(); len(s.Payload) != 1400 {
+		t.Fatalf("second segment %d bytes, want 1400", len(s.Payload))
+	}
+	if s := d.next(); len(s.Payload) != 200 {
+		t.Fatalf("third segment %d bytes, want the 200-byte tail (data-limited)", len(s.Payload))
+	}
+}
+
+// Delayed ACK: one segment is acknowledged when the timer fires, every
+// second one at once, out-of-order data at once.
+func TestDelayedACK(t *testing.T) {
+	opts := testOptions()
+	opts.DelayedACK = 200 * time.Millisecond
+	d := newDUT(t, opts)
+	_, iss := d.accept(7, 1000)
+	data := func(seq uint32, n int) seg {
+		return seg{srcPort: 40000, dstPort: 7, seq: seq, ack: iss + 1, flags: ack, window: 65535, payload: bytes.Repeat([]byte("x"), n)}
+	}
+	d.inject(data(1001, 100))
+	d.expectNone()
+	d.clock.Advance(199 * time.Millisecond)
+	d.expectNone()
+	d.clock.Advance(time.Millisecond)
+	d.expect(ack, uint64(iss+1), 1101)
+
+	d.inject(data(1101, 100))
+	d.expectNone()
+	d.inject(data(1201, 100))
+	d.expect(ack, uint64(iss+1), 1301)
+	d.clock.Advance(time.Second)
+	d.expectNone() // the timer was stopped by the ACK
+
+	d.inject(data(1401, 100)) // beyond a gap
+	d.expect(ack, uint64(iss+1), 1301)
+	d.inject(data(1301, 100)) // fills it
+	d.expect(ack, uint64(iss+1), 1501)
+}
