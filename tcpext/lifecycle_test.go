@@ -329,3 +329,33 @@ func TestBadChecksumDropped(t *testing.T) {
 		t.Fatalf("a TCB in %s was created from a corrupt SYN", got)
 	}
 }
+
+// Each probe of the ephemeral range advances it (RFC 6056 algorithm 3): a
+// port skipped as busy must not make the next connect reuse the port the
+// previous one just released, whose 4-tuple the peer still holds in
+// TIME-WAIT.
+func TestEphemeralPortsNotReusedAtOnce(t *testing.T) {
+	d := newDUT(t, testOptions())
+	after := func(p uint16, k int) uint16 { return uint16(49152 + (int(p)-49152+k)%16384) }
+	connectAndAbort := func(isn uint32) uint16 {
+		ep, port, _ := d.connect(isn)
+		ep.Abort()
+		d.next() // its RST
+		return port
+	}
+	p0 := connectAndAbort(1000)
+	busy, _ := d.endpoint()
+	if err := busy.Bind(tcpip.FullAddress{Port: after(p0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := connectAndAbort(2000); got != after(p0, 1) {
+		t.Fatalf("second connect on port %d, want %d", got, after(p0, 1))
+	}
+	p2 := connectAndAbort(3000)
+	if p2 != after(p0, 3) {
+		t.Fatalf("third connect on port %d, want %d (skipping the bound %d)", p2, after(p0, 3), after(p0, 2))
+	}
+	if p3 := connectAndAbort(4000); p3 == p2 {
+		t.Fatalf("fourth connect reused port %d just released", p3)
+	}
+}

@@ -88,13 +88,13 @@ func (p *Protocol) unregister(e *endpoint, id stack.TransportEndpointID) {
 func (p *Protocol) connectPort(e *endpoint, id stack.TransportEndpointID) (uint16, tcpip.Error) {
 	const n = lastEphemeral - firstEphemeral + 1
 	offset := p.tupleHash(id, false)
-	p.mu.Lock()
-	next := p.nextEphemeral
-	p.nextEphemeral++
-	p.mu.Unlock()
-	for count := uint32(0); count < n; count++ {
-		port := uint16(firstEphemeral + (next+offset+count)%n)
+	for count := 0; count < n; count++ {
+		// next_ephemeral advances on every probe, not once per connect,
+		// so a port skipped as busy does not leave the next connect to
+		// reuse the port just released (RFC 6056 section 3.3.3).
 		p.mu.Lock()
+		port := uint16(firstEphemeral + (p.nextEphemeral+offset)%n)
+		p.nextEphemeral++
 		free := p.ports[port] == nil
 		p.mu.Unlock()
 		if !free {

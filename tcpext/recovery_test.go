@@ -153,3 +153,16 @@ func TestDefaultCongestionControl(t *testing.T) {
 		t.Fatalf("cc %q, want cubic", tcb.CC)
 	}
 }
+
+// Stack-wide counters follow the per-TCB ones.
+func TestStatsCountFastRetransmits(t *testing.T) {
+	d, port, iss := recoveryConn(t, false)
+	dup := seg{srcPort: 80, dstPort: port, seq: 101, ack: segAt(iss, 1), flags: ack, window: 65535}
+	for i := 0; i < 4; i++ {
+		d.inject(dup)
+	}
+	d.expectRetransmit(iss, 1)
+	if st := d.proto.Stats(); st.FastRetransmits != 1 || st.Retransmits != 1 {
+		t.Fatalf("fast_retransmits=%d retransmits=%d, want 1 and 1", st.FastRetransmits, st.Retransmits)
+	}
+}

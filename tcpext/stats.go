@@ -45,6 +45,10 @@ type StatsSnapshot struct {
 	ChallengeACKs           uint64 `json:"challenge_acks"`
 	ChallengeACKsSuppressed uint64 `json:"challenge_acks_suppressed"`
 	ICMPErrors              uint64 `json:"icmp_errors"`
+	FastRetransmits         uint64 `json:"fast_retransmits"`
+	DroppedUnacceptable     uint64 `json:"dropped_unacceptable"`
+	DroppedPAWS             uint64 `json:"dropped_paws"`
+	DroppedOOOFull          uint64 `json:"dropped_ooo_full"`
 }
 
 func (s *Stats) snapshot() StatsSnapshot {
@@ -64,5 +68,9 @@ func (s *Stats) snapshot() StatsSnapshot {
 		ChallengeACKs:           s.ChallengeACKs.Load(),
 		ChallengeACKsSuppressed: s.ChallengeACKsSuppressed.Load(),
 		ICMPErrors:              s.ICMPErrors.Load(),
+		FastRetransmits:         s.FastRetransmits.Load(),
+		DroppedUnacceptable:     s.DroppedUnacceptable.Load(),
+		DroppedPAWS:             s.DroppedPAWS.Load(),
+		DroppedOOOFull:          s.DroppedOOOFull.Load(),
 	}
 }

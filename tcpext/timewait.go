@@ -8,6 +8,12 @@ import "gvisor.dev/gvisor/pkg/tcpip/header"
 func (e *endpoint) enterTimeWait(cause string) {
 	e.stopRTO()
 	e.stopFinWait2()
+	// Nothing is left to send, and nobody reads any more once the
+	// application has closed: a TCB that lingers for 2*MSL keeps no buffers.
+	e.sndBuf, e.ooo, e.oooBytes = nil, nil, 0
+	if e.closed {
+		e.rcvBuf = nil
+	}
 	e.setState(StateTimeWait, cause)
 	e.restartTimeWait()
 }
