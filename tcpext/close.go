@@ -24,7 +24,7 @@ func (e *endpoint) close() {
 		e.stopRTO()
 		e.sendPending()
 	case StateEstablished, StateCloseWait:
-		if len(e.rcvBuf) > 0 {
+		if e.rcvBuf.len() > 0 {
 			// Data the application will never read: reset rather than
 			// pretend an orderly close (RFC 2525 section 2.17).
 			e.abort("close with unread data")
@@ -65,7 +65,7 @@ func (e *endpoint) abort(cause string) {
 	if e.hardError == nil {
 		e.hardError = &tcpip.ErrConnectionAborted{}
 	}
-	e.sndBuf = nil
+	e.sndBuf.release()
 	e.setState(StateClosed, cause)
 }
 
@@ -74,7 +74,7 @@ func (e *endpoint) abort(cause string) {
 func (e *endpoint) fail(err tcpip.Error, cause string) {
 	e.hardError = err
 	e.lastError = err
-	e.sndBuf = nil
+	e.sndBuf.release()
 	e.setState(StateClosed, cause)
 }
 

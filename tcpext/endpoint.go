@@ -91,7 +91,7 @@ type endpoint struct {
 	sb                   scoreboard
 
 	// sndBuf holds the bytes from sndBufSeq on: unacknowledged, then unsent.
-	sndBuf    []byte
+	sndBuf    byteQueue
 	sndBufSeq seqnum.Value
 	sndBufMax int
 	// Urgent pointers (RFC 9293 section 3.8.5, RFC 6093), valid while the
@@ -102,7 +102,7 @@ type endpoint struct {
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
 
-	rcvBuf     []byte
+	rcvBuf     byteQueue
 	ooo        []oooSegment // out-of-order data, sorted by sequence
 	oooBytes   int
 	rcvBufMax  int
@@ -248,7 +248,7 @@ func (e *endpoint) Abort() {
 func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, tcpip.Error) {
 	e.mu.Lock()
 	defer e.unlock()
-	if len(e.rcvBuf) == 0 {
+	if e.rcvBuf.len() == 0 {
 		switch {
 		case e.state == StateListen:
 			return tcpip.ReadResult{}, &tcpip.ErrInvalidEndpointState{}
@@ -261,7 +261,7 @@ func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, 
 		}
 		return tcpip.ReadResult{}, &tcpip.ErrWouldBlock{}
 	}
-	n, err := w.Write(e.rcvBuf)
+	n, err := w.Write(e.rcvBuf.bytes())
 	if n == 0 && err != nil {
 		return tcpip.ReadResult{}, &tcpip.ErrBadBuffer{}
 	}
@@ -291,15 +291,13 @@ func (e *endpoint) write(p tcpip.Payloader, urgent bool) (int64, tcpip.Error) {
 	case !e.state.canSend() || e.finQueued:
 		return 0, &tcpip.ErrClosedForSend{}
 	}
-	avail := e.sndBufMax - len(e.sndBuf)
+	avail := e.sndBufMax - e.sndBuf.len()
 	if avail <= 0 {
 		return 0, &tcpip.ErrWouldBlock{}
 	}
 	n := min(avail, p.Len())
-	old := len(e.sndBuf)
-	e.sndBuf = growBytes(e.sndBuf, n)
-	m, err := io.ReadFull(p, e.sndBuf[old:old+n])
-	e.sndBuf = e.sndBuf[:old+m]
+	m, err := io.ReadFull(p, e.sndBuf.grow(n))
+	e.sndBuf.unGrow(n - m)
 	if m == 0 && err != nil {
 		return 0, &tcpip.ErrBadBuffer{}
 	}
@@ -308,16 +306,6 @@ func (e *endpoint) write(p tcpip.Payloader, urgent bool) (int64, tcpip.Error) {
 	}
 	e.sendPending()
 	return int64(m), nil
-}
-
-// growBytes extends b by n bytes, reallocating with room to spare.
-func growBytes(b []byte, n int) []byte {
-	if cap(b)-len(b) >= n {
-		return b[:len(b)+n]
-	}
-	nb := make([]byte, len(b)+n, 2*len(b)+n)
-	copy(nb, b)
-	return nb
 }
 
 // Disconnect implements tcpip.Endpoint; TCP cannot disconnect.
@@ -337,7 +325,7 @@ func (e *endpoint) Shutdown(flags tcpip.ShutdownFlags) tcpip.Error {
 	}
 	if flags&tcpip.ShutdownRead != 0 {
 		e.rcvShut = true
-		e.rcvBuf = e.rcvBuf[:0]
+		e.rcvBuf.release()
 		e.events |= waiter.EventIn
 	}
 	if flags&tcpip.ShutdownWrite != 0 {
@@ -380,10 +368,10 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 			r |= waiter.EventErr
 		}
 	default:
-		if len(e.rcvBuf) > 0 || e.state.finReceived() || e.rcvShut {
+		if e.rcvBuf.len() > 0 || e.state.finReceived() || e.rcvShut {
 			r |= waiter.ReadableEvents
 		}
-		if !e.state.canSend() || e.finQueued || len(e.sndBuf) < e.sndBufMax {
+		if !e.state.canSend() || e.finQueued || e.sndBuf.len() < e.sndBufMax {
 			r |= waiter.WritableEvents
 		}
 	}
@@ -465,9 +453,9 @@ func (e *endpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
 	defer e.mu.Unlock()
 	switch opt {
 	case tcpip.ReceiveQueueSizeOption:
-		return len(e.rcvBuf), nil
+		return e.rcvBuf.len(), nil
 	case tcpip.SendQueueSizeOption:
-		return len(e.sndBuf), nil
+		return e.sndBuf.len(), nil
 	case tcpip.KeepaliveCountOption:
 		return e.ka.count, nil
 	}

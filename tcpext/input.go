@@ -229,8 +229,8 @@ func (e *endpoint) processACK(seg *Segment) bool {
 	if e.sndUna.LessThan(ack) {
 		acked := e.sndUna.Size(ack)
 		if e.sndBufSeq.LessThan(ack) {
-			n := min(int(e.sndBufSeq.Size(ack)), len(e.sndBuf))
-			e.sndBuf = e.sndBuf[n:]
+			n := min(int(e.sndBufSeq.Size(ack)), e.sndBuf.len())
+			e.sndBuf.consume(n)
 			e.sndBufSeq = e.sndBufSeq.Add(seqnum.Size(n))
 		}
 		e.sndUna = ack

@@ -57,7 +57,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 	switch {
 	case flags&header.TCPFlagSyn != 0:
 		// Never scaled on a SYN (RFC 7323 section 2.2).
-		w := min(max(e.rcvBufMax-len(e.rcvBuf), 0), maxWindow)
+		w := min(max(e.rcvBufMax-e.rcvBuf.len(), 0), maxWindow)
 		seg.Window = uint16(w)
 		if flags&header.TCPFlagAck != 0 {
 			e.rcvAdv = e.rcvNxt.Add(seqnum.Size(w))
@@ -88,7 +88,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 // right only in steps of at least min(MSS, buffer/2), the receiver side of
 // silly window syndrome avoidance (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) windowEdge() seqnum.Value {
-	free := max(e.rcvBufMax-len(e.rcvBuf), 0)
+	free := max(e.rcvBufMax-e.rcvBuf.len(), 0)
 	edge := e.rcvNxt.Add(seqnum.Size(min(free, e.maxRcvWindow())))
 	if e.rcvAdv.LessThan(e.rcvNxt) {
 		return edge
@@ -126,7 +126,7 @@ func (e *endpoint) maxPayload() int {
 
 // finSeq is the sequence number our FIN takes once queued.
 func (e *endpoint) finSeq() seqnum.Value {
-	return e.sndBufSeq.Add(seqnum.Size(len(e.sndBuf)))
+	return e.sndBufSeq.Add(seqnum.Size(e.sndBuf.len()))
 }
 
 // finSent reports whether our FIN has been transmitted at least once.
@@ -164,7 +164,7 @@ func (e *endpoint) sendPending() {
 		if int(n) < e.maxPayload() {
 			e.sentShort(e.sndNxt.Add(n))
 		}
-		e.transmit(flags, e.sndNxt, e.sndBuf[off:off+n])
+		e.transmit(flags, e.sndNxt, e.sndBuf.bytes()[off:off+n])
 	}
 	if e.finQueued && e.sndNxt == end {
 		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, nil)
@@ -204,7 +204,7 @@ func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []b
 // consumed removes n bytes the application read and, if that opened the
 // window enough, tells the peer at once (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) consumed(n int) {
-	e.rcvBuf = e.rcvBuf[:copy(e.rcvBuf, e.rcvBuf[n:])]
+	e.rcvBuf.consume(n)
 	if !e.state.synchronized() || e.state.finReceived() {
 		return
 	}

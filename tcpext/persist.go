@@ -34,7 +34,7 @@ func (e *endpoint) onPersist() {
 func (e *endpoint) sendZeroWindowProbe() {
 	e.sndNxt = e.sndUna
 	off := e.sndBufSeq.Size(e.sndNxt)
-	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf[off:off+1])
+	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf.bytes()[off:off+1])
 	e.probeSentAt = e.stack.Clock().Now()
 	e.counters.WindowProbes++
 	e.armRTO()

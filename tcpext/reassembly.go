@@ -25,7 +25,7 @@ func (s *oooSegment) end() seqnum.Value { return s.seq.Add(seqnum.Size(len(s.dat
 // sequence numbers ... may be held for later processing").
 func (e *endpoint) holdOutOfOrder(seq seqnum.Value, payload []byte, fin bool) {
 	e.counters.OOOSegsIn++
-	if len(e.ooo) >= maxOOOSegments || e.oooBytes+len(payload) > e.rcvBufMax-len(e.rcvBuf) {
+	if len(e.ooo) >= maxOOOSegments || e.oooBytes+len(payload) > e.rcvBufMax-e.rcvBuf.len() {
 		e.counters.OOODropped++
 		e.proto.stats.DroppedOOOFull.Add(1)
 		return
@@ -63,9 +63,9 @@ func (e *endpoint) drainOutOfOrder() (fin bool) {
 // deliver appends in-order data to the receive buffer and advances RCV.NXT.
 // It returns how much fitted.
 func (e *endpoint) deliver(p []byte) int {
-	n := min(len(p), e.rcvBufMax-len(e.rcvBuf))
+	n := min(len(p), e.rcvBufMax-e.rcvBuf.len())
 	if !e.rcvShut {
-		e.rcvBuf = append(e.rcvBuf, p[:n]...)
+		copy(e.rcvBuf.grow(n), p)
 		e.events |= waiter.ReadableEvents
 	}
 	e.rcvNxt = e.rcvNxt.Add(seqnum.Size(n))

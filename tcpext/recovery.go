@@ -154,7 +154,7 @@ func (e *endpoint) retransmitAt(seq, limit seqnum.Value) seqnum.Value {
 	if l == 0 {
 		return seq
 	}
-	e.emit(flags, seq, e.sndBuf[off:off+n], nil)
+	e.emit(flags, seq, e.sndBuf.bytes()[off:off+n], nil)
 	e.counters.Retransmits++
 	e.proto.stats.Retransmits.Add(1)
 	e.rtt.sent(seq, seq.Add(l), true, e.stack.Clock().NowMonotonic())

@@ -10,9 +10,10 @@ func (e *endpoint) enterTimeWait(cause string) {
 	e.stopFinWait2()
 	// Nothing is left to send, and nobody reads any more once the
 	// application has closed: a TCB that lingers for 2*MSL keeps no buffers.
-	e.sndBuf, e.ooo, e.oooBytes = nil, nil, 0
+	e.sndBuf.release()
+	e.ooo, e.oooBytes = nil, 0
 	if e.closed {
-		e.rcvBuf = nil
+		e.rcvBuf.release()
 	}
 	e.setState(StateTimeWait, cause)
 	e.restartTimeWait()

@@ -45,7 +45,9 @@ type Pair struct {
 func transport(impl string) (stack.TransportProtocolFactory, error) {
 	switch impl {
 	case TCPExt:
-		return tcpext.NewProtocolFactory(tcpext.DefaultOptions()), nil
+		opts := tcpext.DefaultOptions()
+		opts.DelayedACK = 40 * time.Millisecond // as the firmware runs it
+		return tcpext.NewProtocolFactory(opts), nil
 	case GVisor:
 		return tcp.NewProtocol, nil
 	}
