@@ -116,12 +116,12 @@ func (e *endpoint) sendACK() {
 }
 
 // maxPayload is the data one segment carries: the effective MSS less the
-// options every segment bears (RFC 9293 section 3.7.1).
+// options it will bear, timestamps and any SACK blocks (RFC 9293 section
+// 3.7.1), so that no segment exceeds the path MTU.
 func (e *endpoint) maxPayload() int {
-	if e.tsOK {
-		return e.sndMSS - tsOptionLen
-	}
-	return e.sndMSS
+	o := SegmentOptions{WindowScale: -1, Timestamps: e.tsOK}
+	e.addSACKBlocks(&o)
+	return e.sndMSS - o.Len()
 }
 
 // finSeq is the sequence number our FIN takes once queued.

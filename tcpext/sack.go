@@ -11,8 +11,14 @@ import (
 // sackBlocks fills o with the blocks to send: a D-SACK block first if a
 // duplicate just arrived (RFC 2883), then the block holding the most
 // recently received segment (RFC 2018 section 4), then the others, as many
-// as fit beside the other options.
+// as fit beside the other options. A D-SACK is reported once.
 func (e *endpoint) sackBlocks(o *SegmentOptions) {
+	e.addSACKBlocks(o)
+	e.dsackPending = false
+}
+
+// addSACKBlocks is sackBlocks without using up the D-SACK.
+func (e *endpoint) addSACKBlocks(o *SegmentOptions) {
 	if !e.sackOK || (len(e.ooo) == 0 && !e.dsackPending) {
 		return
 	}
@@ -25,7 +31,6 @@ func (e *endpoint) sackBlocks(o *SegmentOptions) {
 	}
 	if e.dsackPending {
 		add(e.dsack.Start, e.dsack.End)
-		e.dsackPending = false
 	}
 	ranges := e.oooRanges()
 	for _, r := range ranges {

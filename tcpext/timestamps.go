@@ -10,9 +10,6 @@ import (
 // option; then every segment but a RST carries one. They give RTT samples
 // that retransmissions cannot make ambiguous, and PAWS.
 
-// tsOptionLen is the aligned space the option takes on every segment.
-const tsOptionLen = 12
-
 // pawsIdle is how old TS.Recent may grow before PAWS stops trusting it
 // (RFC 7323 section 5.5: 24 days).
 const pawsIdle = 24 * 24 * time.Hour
