@@ -19,6 +19,7 @@ import (
 	"github.com/synfin/synfin/firmware/services"
 	"github.com/synfin/synfin/mgmt"
 	"github.com/synfin/synfin/nic"
+	"github.com/synfin/synfin/nic/impair"
 	"github.com/synfin/synfin/tcpext"
 	"github.com/synfin/synfin/tcpext/stacknet"
 )
@@ -39,8 +40,21 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 		}
 	}()
 
+	ep := link.Endpoint()
+	var impaired *impair.Endpoint
+	if imp := cfg.NIC.Impair; imp.Active() {
+		// The real clock, as the stack's own: a delay is a delay.
+		if impaired, err = impairLink(ep, tcpip.NewStdClock(), imp); err != nil {
+			return err
+		}
+		ep = impaired
+		log.Warn("lab mode: the NIC impairs traffic on purpose", "direction", imp.Direction,
+			"loss", imp.Loss, "delay", imp.Delay, "jitter", imp.Jitter, "duplicate", imp.Duplicate,
+			"corrupt", imp.Corrupt, "rate_bit_s", imp.Rate, "queue_limit", imp.QueueLimit, "seed", imp.Seed)
+	}
+
 	ends := newEndLog(log)
-	s, err := newStack(cfg, link.Endpoint(), ends.observe)
+	s, err := newStack(cfg, ep, ends.observe)
 	if err != nil {
 		return err
 	}
@@ -78,7 +92,7 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 				MTU:     link.MTU(),
 				Driver:  cfg.NIC.Driver,
 				Address: cfg.Net.Address.String(),
-				Stats:   link.Stats(),
+				Stats:   linkStats{Stats: link.Stats(), Impair: impairStats(impaired)},
 			}}
 		}),
 		mgmt.WithLogger(log),
@@ -99,6 +113,53 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
+}
+
+// linkStats are the counters "show interfaces" shows: the NIC's, and in
+// lab mode the impairment's.
+type linkStats struct {
+	nic.Stats
+	Impair *impair.EndpointStats `json:"impair,omitempty"`
+}
+
+func impairStats(e *impair.Endpoint) *impair.EndpointStats {
+	if e == nil {
+		return nil
+	}
+	st := e.Stats()
+	return &st
+}
+
+// impairLink wraps ep in the lab mode's impairment (nic.impair), timed by
+// clock. Both directions get the same impairment, with seeds one apart so
+// that they decide differently.
+func impairLink(ep stack.LinkEndpoint, clock tcpip.Clock, c config.Impair) (*impair.Endpoint, error) {
+	cfg := impair.Config{
+		Seed:       c.Seed,
+		Loss:       c.Loss,
+		Delay:      c.Delay,
+		Jitter:     c.Jitter,
+		Duplicate:  c.Duplicate,
+		Corrupt:    c.Corrupt,
+		Rate:       c.Rate / 8,
+		QueueLimit: c.QueueLimit,
+	}
+	if c.Rate > 0 && cfg.Rate == 0 {
+		cfg.Rate = 1 // below a byte per second, but still limited
+	}
+	var out, in impair.Config
+	if c.Direction != "in" {
+		out = cfg
+	}
+	if c.Direction != "out" {
+		in = cfg
+		in.Seed++
+	}
+	e, err := impair.NewEndpoint(ep, clock, out, in)
+	if err != nil {
+		return nil, fmt.Errorf("nic.impair: %w", err)
+	}
+	return e, nil
 }
 
 // newStack assembles the netstack over ep: IPv4 with ARP, UDP, ICMP (the

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"slices"
@@ -40,6 +41,34 @@ type NIC struct {
 	// Driver is afpacket or afxdp.
 	Driver string
 	MTU    uint32
+	// Impair degrades the link on purpose, for the lab.
+	Impair Impair
+}
+
+// Impair is the lab mode (nic.impair): the firmware's NIC loses, delays,
+// reorders, duplicates, corrupts and rate-limits packets on purpose, so
+// that TCP can be watched on a bad link. The zero value, the default,
+// leaves the link alone.
+type Impair struct {
+	// Direction is both, in or out: the traffic impaired, as seen from
+	// the firmware.
+	Direction string
+	// Seed seeds the random decisions; the inbound direction uses Seed+1.
+	Seed uint64
+	// Loss, Duplicate and Corrupt are probabilities per packet.
+	Loss, Duplicate, Corrupt float64
+	// Delay is added to every packet, and Jitter, drawn uniformly from
+	// [0, Jitter) for each packet, on top; it reorders packets.
+	Delay, Jitter time.Duration
+	// Rate is the link rate in bits per second (0: unlimited); packets
+	// beyond it wait in a queue of QueueLimit packets, tail-dropped.
+	Rate       uint64
+	QueueLimit int
+}
+
+// Active reports whether any impairment is configured.
+func (i Impair) Active() bool {
+	return i.Loss > 0 || i.Duplicate > 0 || i.Corrupt > 0 || i.Delay > 0 || i.Jitter > 0 || i.Rate > 0
 }
 
 // Net is the firmware's own IPv4 addressing.
@@ -130,6 +159,15 @@ var fields = []field{
 	text("nic.interface", "veth-dut", func(c *Config) *string { return &c.NIC.Interface }),
 	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp"),
 	number("nic.mtu", "1500", 68, 65535, func(c *Config) *uint32 { return &c.NIC.MTU }),
+	oneOf("nic.impair.direction", "both", func(c *Config) *string { return &c.NIC.Impair.Direction }, "both", "in", "out"),
+	number("nic.impair.seed", "1", 0, math.MaxInt64, func(c *Config) *uint64 { return &c.NIC.Impair.Seed }),
+	probability("nic.impair.loss", func(c *Config) *float64 { return &c.NIC.Impair.Loss }),
+	duration("nic.impair.delay", "0s", false, func(c *Config) *time.Duration { return &c.NIC.Impair.Delay }),
+	duration("nic.impair.jitter", "0s", false, func(c *Config) *time.Duration { return &c.NIC.Impair.Jitter }),
+	probability("nic.impair.duplicate", func(c *Config) *float64 { return &c.NIC.Impair.Duplicate }),
+	probability("nic.impair.corrupt", func(c *Config) *float64 { return &c.NIC.Impair.Corrupt }),
+	bitRate("nic.impair.rate", func(c *Config) *uint64 { return &c.NIC.Impair.Rate }),
+	number("nic.impair.queue_limit", "1000", 1, 1_000_000, func(c *Config) *int { return &c.NIC.Impair.QueueLimit }),
 
 	{
 		key: "net.address",
@@ -238,7 +276,7 @@ func oneOf(key, def string, p func(*Config) *string, allowed ...string) field {
 	}
 }
 
-func number[T ~int | ~uint16 | ~uint32](key, def string, lo, hi int64, p func(*Config) *T) field {
+func number[T ~int | ~uint16 | ~uint32 | ~uint64](key, def string, lo, hi int64, p func(*Config) *T) field {
 	return field{
 		key: key,
 		def: def,
@@ -251,6 +289,63 @@ func number[T ~int | ~uint16 | ~uint32](key, def string, lo, hi int64, p func(*C
 				return fmt.Errorf("%d out of range %d..%d", n, lo, hi)
 			}
 			*p(c) = T(n)
+			return nil
+		},
+		get: func(c *Config) any { return *p(c) },
+	}
+}
+
+// probability is a key for a probability, written as a fraction (0.01)
+// or a percentage (1%); its default is 0.
+func probability(key string, p func(*Config) *float64) field {
+	return field{
+		key: key,
+		def: "0",
+		set: func(c *Config, raw string) error {
+			num, percent := strings.CutSuffix(strings.TrimSpace(raw), "%")
+			v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+			if err != nil {
+				return fmt.Errorf("invalid probability %q (want a fraction like 0.01 or a percentage like 1%%)", raw)
+			}
+			if percent {
+				v /= 100
+			}
+			if !(v >= 0 && v <= 1) { // also refuses NaN
+				return fmt.Errorf("probability %q out of range 0..1 (0%%..100%%)", raw)
+			}
+			*p(c) = v
+			return nil
+		},
+		get: func(c *Config) any { return *p(c) },
+	}
+}
+
+// bitRateUnits are the units bitRate accepts, as tc(8) spells them.
+var bitRateUnits = []struct {
+	suffix string
+	mult   uint64
+}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}}
+
+// bitRate is a key for a rate in bits per second, written as a plain
+// number or with a tc-style unit (bit, kbit, mbit, gbit); its default is
+// 0, unlimited.
+func bitRate(key string, p func(*Config) *uint64) field {
+	return field{
+		key: key,
+		def: "0",
+		set: func(c *Config, raw string) error {
+			num, mult := strings.ToLower(strings.TrimSpace(raw)), uint64(1)
+			for _, u := range bitRateUnits {
+				if n, ok := strings.CutSuffix(num, u.suffix); ok {
+					num, mult = strings.TrimSpace(n), u.mult
+					break
+				}
+			}
+			v, err := strconv.ParseFloat(num, 64)
+			if err != nil || v < 0 || v*float64(mult) > math.MaxInt64 {
+				return fmt.Errorf("invalid rate %q (want bits per second, e.g. 100mbit)", raw)
+			}
+			*p(c) = uint64(v * float64(mult))
 			return nil
 		},
 		get: func(c *Config) any { return *p(c) },
@@ -433,6 +528,15 @@ func (c *Config) crossCheck() []error {
 		owner[port] = key
 	}
 	return errs
+}
+
+// Keys returns every config key, in the order of the table.
+func Keys() []string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return keys
 }
 
 // EnvName returns the environment variable that sets key.

@@ -38,6 +38,7 @@ nic:
   interface: eth0
   driver: afxdp
   mtu: 9000
+  impair: {direction: out, seed: 42, loss: 1%, delay: 10ms, jitter: 2ms, duplicate: 0.005, corrupt: 0.1%, rate: 100mbit, queue_limit: 50}
 net:
   address: 10.1.2.3/16
   gateway: 10.1.0.1
@@ -69,8 +70,11 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := Config{
 		Board: "rpi4",
-		NIC:   NIC{Interface: "eth0", Driver: "afxdp", MTU: 9000},
-		Net:   Net{Address: netip.MustParsePrefix("10.1.2.3/16"), Gateway: netip.MustParseAddr("10.1.0.1")},
+		NIC: NIC{Interface: "eth0", Driver: "afxdp", MTU: 9000, Impair: Impair{
+			Direction: "out", Seed: 42, Loss: 0.01, Delay: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
+			Duplicate: 0.005, Corrupt: 0.001, Rate: 100_000_000, QueueLimit: 50,
+		}},
+		Net: Net{Address: netip.MustParsePrefix("10.1.2.3/16"), Gateway: netip.MustParseAddr("10.1.0.1")},
 		TCP: TCP{
 			CongestionControl: "newreno",
 			MSL:               time.Second,
@@ -99,7 +103,7 @@ func TestDefaults(t *testing.T) {
 		}
 		want := Config{
 			Board: "host",
-			NIC:   NIC{Interface: "veth-dut", Driver: "afpacket", MTU: 1500},
+			NIC:   NIC{Interface: "veth-dut", Driver: "afpacket", MTU: 1500, Impair: Impair{Direction: "both", Seed: 1, QueueLimit: 1000}},
 			Net:   Net{Address: netip.MustParsePrefix("198.18.0.2/24"), Gateway: netip.MustParseAddr("198.18.0.1")},
 			TCP: TCP{
 				CongestionControl: "cubic",
@@ -152,6 +156,25 @@ func TestEnvRefused(t *testing.T) {
 	}
 }
 
+func TestImpairFromEnv(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("SYNFIN_NIC_IMPAIR_LOSS", "1%")
+	t.Setenv("SYNFIN_NIC_IMPAIR_RATE", "1.5gbit")
+	t.Setenv("SYNFIN_NIC_IMPAIR_DELAY", "5ms")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Impair{Direction: "both", Seed: 1, Loss: 0.01, Rate: 1_500_000_000, Delay: 5 * time.Millisecond, QueueLimit: 1000}
+	if c.NIC.Impair != want || !c.NIC.Impair.Active() {
+		t.Fatalf("nic.impair = %+v, want %+v", c.NIC.Impair, want)
+	}
+	cleanEnv(t)
+	if c, err = Load(""); err != nil || c.NIC.Impair.Active() {
+		t.Fatalf("defaults: %v, impairment %+v, want none", err, c.NIC.Impair)
+	}
+}
+
 func TestServiceSections(t *testing.T) {
 	cleanEnv(t)
 	c, err := Load(writeConfig(t, "services:\n  echo: {}\n  discard:\n  chargen: {port: 0}\n"))
@@ -179,6 +202,17 @@ func TestRefused(t *testing.T) {
 		{"mtu too small", "nic: {mtu: 67}\n", "config: nic.mtu: 67 out of range"},
 		{"mtu too big", "nic: {mtu: 65536}\n", "config: nic.mtu: 65536 out of range"},
 		{"mtu not a number", "nic: {mtu: big}\n", `config: nic.mtu: invalid integer "big"`},
+		{"loss above 1", "nic: {impair: {loss: 1.5}}\n", `config: nic.impair.loss: probability "1.5" out of range`},
+		{"loss above 100%", "nic: {impair: {loss: 101%}}\n", `config: nic.impair.loss: probability "101%" out of range`},
+		{"negative duplicate", "nic: {impair: {duplicate: -0.1}}\n", "config: nic.impair.duplicate: probability"},
+		{"corrupt not a number", "nic: {impair: {corrupt: often}}\n", `config: nic.impair.corrupt: invalid probability "often"`},
+		{"negative delay", "nic: {impair: {delay: -1ms}}\n", "config: nic.impair.delay: negative duration"},
+		{"unitless jitter", "nic: {impair: {jitter: 5}}\n", `config: nic.impair.jitter: invalid duration "5"`},
+		{"bad rate unit", "nic: {impair: {rate: 10mbps}}\n", `config: nic.impair.rate: invalid rate "10mbps"`},
+		{"negative rate", "nic: {impair: {rate: -1mbit}}\n", `config: nic.impair.rate: invalid rate`},
+		{"zero queue", "nic: {impair: {queue_limit: 0}}\n", "config: nic.impair.queue_limit: 0 out of range"},
+		{"bad direction", "nic: {impair: {direction: sideways}}\n", "config: nic.impair.direction: invalid value"},
+		{"unknown impairment", "nic: {impair: {reorder: 5%}}\n", "config: nic.impair.reorder: unknown key"},
 		{"bad CIDR", "net: {address: 198.18.0.2}\n", "config: net.address: invalid"},
 		{"IPv6 address", "net: {address: 'fd00::2/64'}\n", "config: net.address: invalid"},
 		{"bad gateway", "net: {gateway: 198.18.0.300}\n", "config: net.gateway: invalid"},

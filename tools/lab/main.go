@@ -4,7 +4,7 @@
 // synfin-dut and synfin-peer joined by a veth pair, optionally with the
 // firmware running in synfin-dut. It needs root.
 //
-//	lab up [--firmware PATH] [--config PATH] [--msl DURATION] [--timeout DURATION]
+//	lab up [--firmware PATH] [--config PATH] [--msl DURATION] [--timeout DURATION] [--set KEY=VALUE]...
 //	lab down
 //	lab exec dut|peer COMMAND [ARG...]
 //	lab status
@@ -16,16 +16,21 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/synfin/synfin/firmware/config"
 	"github.com/synfin/synfin/tools/lab/labnet"
 )
 
 const usage = `usage:
-  lab up [--firmware PATH] [--config PATH] [--msl DURATION] [--timeout DURATION]
+  lab up [--firmware PATH] [--config PATH] [--msl DURATION] [--timeout DURATION] [--set KEY=VALUE]...
         build the lab (after tearing down leftovers); with --firmware, start
-        it in synfin-dut and wait until it answers
+        it in synfin-dut and wait until it answers; each --set sets a config
+        key for it, e.g. --set nic.impair.loss=1% --set nic.impair.delay=5ms
+        (lab mode: the firmware's link loses, delays, reorders, duplicates,
+        corrupts or rate-limits packets; see nic.impair in docs/contracts.md)
   lab down
         stop the firmware and remove the lab
   lab exec dut|peer COMMAND [ARG...]
@@ -68,6 +73,21 @@ func up(args []string) error {
 	fs.StringVar(&opts.ConfigPath, "config", "", "firmware config (default: write a lab config to "+labnet.ConfigFile+")")
 	fs.DurationVar(&opts.MSL, "msl", 0, "tcp.msl in the default config (default 30s)")
 	fs.DurationVar(&opts.ReadyTimeout, "timeout", 0, "how long to wait for the firmware to answer (default 20s)")
+	fs.Func("set", "set config `KEY=VALUE` for the firmware (repeatable), e.g. nic.impair.loss=1%", func(kv string) error {
+		key, value, ok := strings.Cut(kv, "=")
+		if !ok || key == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		// The firmware would ignore the variable of a key it does not
+		// know, so a typo must fail here.
+		if !slices.Contains(config.Keys(), key) {
+			return fmt.Errorf("unknown config key %q", key)
+		}
+		// Every config key has its environment variable, which wins
+		// over the config file.
+		opts.Env = append(opts.Env, config.EnvName(key)+"="+value)
+		return nil
+	})
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("up: unexpected arguments %q", fs.Args())
