@@ -30,12 +30,18 @@ const testMTU = 1500
 // with transport as its TCP.
 func newTestStack(t *testing.T, clock tcpip.Clock, addr tcpip.Address, transport stack.TransportProtocolFactory) (*stack.Stack, *channel.Endpoint) {
 	t.Helper()
+	return newLinkedStack(t, clock, addr, testMTU, transport)
+}
+
+// newLinkedStack is newTestStack with a chosen MTU.
+func newLinkedStack(t *testing.T, clock tcpip.Clock, addr tcpip.Address, mtu uint32, transport stack.TransportProtocolFactory) (*stack.Stack, *channel.Endpoint) {
+	t.Helper()
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{transport},
 		Clock:              clock,
 	})
-	link := channel.New(4096, testMTU, "")
+	link := channel.New(1<<14, mtu, "")
 	if err := s.CreateNIC(1, link); err != nil {
 		t.Fatalf("CreateNIC: %v", err)
 	}

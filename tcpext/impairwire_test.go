@@ -143,32 +143,6 @@ func newImpairedWire(t *testing.T, o impairedWireOptions) *impairedWire {
 	return w
 }
 
-// newLinkedStack is newTestStack with a chosen MTU and a deeper queue.
-func newLinkedStack(t *testing.T, clock tcpip.Clock, addr tcpip.Address, mtu uint32, transport stack.TransportProtocolFactory) (*stack.Stack, *channel.Endpoint) {
-	t.Helper()
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{transport},
-		Clock:              clock,
-	})
-	link := channel.New(1<<14, mtu, "")
-	if err := s.CreateNIC(1, link); err != nil {
-		t.Fatalf("CreateNIC: %v", err)
-	}
-	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: addr.WithPrefix()}
-	pa.AddressWithPrefix.PrefixLen = 24
-	if err := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); err != nil {
-		t.Fatalf("AddProtocolAddress: %v", err)
-	}
-	s.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: 1}})
-	t.Cleanup(func() {
-		s.Close()
-		link.Close()
-		s.Wait()
-	})
-	return s, link
-}
-
 func (w *impairedWire) pump() {
 	defer close(w.done)
 	long := time.NewTimer(time.Hour)
@@ -418,13 +392,7 @@ func (w *impairedWire) waitAllClosed(limit time.Duration) {
 				open++
 			}
 		}
-		for _, ep := range w.ref.RegisteredEndpoints() {
-			if e, ok := ep.(tcpip.Endpoint); ok {
-				if _, err := e.GetRemoteAddress(); err == nil {
-					open++
-				}
-			}
-		}
+		open += connections(w.ref)
 		if open == 0 {
 			return
 		}

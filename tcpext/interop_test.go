@@ -184,14 +184,7 @@ func (w *wire) waitRefClosed() {
 	w.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		open := 0
-		for _, ep := range w.ref.RegisteredEndpoints() {
-			if e, ok := ep.(tcpip.Endpoint); ok {
-				if _, err := e.GetRemoteAddress(); err == nil {
-					open++
-				}
-			}
-		}
+		open := connections(w.ref)
 		if open == 0 {
 			return
 		}
@@ -200,6 +193,19 @@ func (w *wire) waitRefClosed() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// connections counts the connected TCP endpoints of a gVisor-TCP stack.
+func connections(s *stack.Stack) int {
+	n := 0
+	for _, ep := range s.RegisteredEndpoints() {
+		if e, ok := ep.(tcpip.Endpoint); ok {
+			if _, err := e.GetRemoteAddress(); err == nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func randomBytes(t *testing.T, n int) []byte {
