@@ -52,7 +52,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Close()
-			per, err := p.IdleMemory(1000)
+			per, err := p.IdleMemory(10000)
 			if err != nil {
 				b.Fatal(err)
 			}
