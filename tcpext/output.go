@@ -208,7 +208,11 @@ func (e *endpoint) consumed(n int) {
 	if !e.state.synchronized() || e.state.finReceived() {
 		return
 	}
-	if e.rcvAdv.LessThan(e.windowEdge()) {
+	// A pure window update is worth a segment only once the window has at
+	// least doubled (as Linux does); smaller openings ride on the next
+	// ACK. A closed or nearly closed window always qualifies.
+	edge := e.windowEdge()
+	if e.rcvAdv.LessThan(edge) && e.rcvNxt.Size(edge) >= 2*e.rcvNxt.Size(e.rcvAdv) {
 		e.sendACK()
 	}
 }
