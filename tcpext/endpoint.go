@@ -102,15 +102,14 @@ type endpoint struct {
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
 
-	rcvBuf     byteQueue
-	ooo        []oooSegment // out-of-order data, sorted by sequence
-	oooBytes   int
-	rcvBufMax  int
-	rcvShut    bool // the application shut down reading
-	closed     bool // the application called Close
-	hardError  tcpip.Error
-	lastError  tcpip.Error
-	lingerZero bool
+	rcvBuf    byteQueue
+	ooo       []oooSegment // out-of-order data, sorted by sequence
+	oooBytes  int
+	rcvBufMax int
+	rcvShut   bool // the application shut down reading
+	closed    bool // the application called Close
+	hardError tcpip.Error
+	lastError tcpip.Error
 
 	rtt rttEstimator
 	cc  cc.Controller

@@ -78,8 +78,8 @@ func (e *endpoint) enterRecovery() {
 	e.restartRTO()
 }
 
-// onRecoveryAck handles an ACK of new data during recovery. It reports
-// whether recovery goes on.
+// onRecoveryAck handles an ACK of new data during recovery: a full ACK
+// ends it, a partial one sends the next hole.
 func (e *endpoint) onRecoveryAck(acked int) {
 	if !e.sndUna.LessThan(e.rec.point) {
 		// Full ACK: deflate (RFC 6582 section 3.2 step 3, option 1).

@@ -137,16 +137,6 @@ func (sb *scoreboard) ack(una seqnum.Value) {
 	sb.blocks = sb.blocks[:i]
 }
 
-// isSacked reports whether seq is in a SACKed block.
-func (sb *scoreboard) isSacked(seq seqnum.Value) bool {
-	for _, b := range sb.blocks {
-		if b.contains(seq) {
-			return true
-		}
-	}
-	return false
-}
-
 // nextHole returns the first unSACKed range at or after from, below the
 // highest SACKed sequence (RFC 6675 NextSeg rule 1), if any.
 func (sb *scoreboard) nextHole(from seqnum.Value) (seqRange, bool) {

@@ -202,7 +202,6 @@ type segSpec struct {
 	urgent   uint16
 	hasUrg   bool
 	dutPort  uint16 // overrides the runner's local port
-	peerPort uint16 // overrides the runner's remote port
 	badSum   bool
 }
 
@@ -231,9 +230,8 @@ func withMSS(m uint16) segOpt { return func(sp *segSpec) { sp.mss = m } }
 // urgPtr sets (in) or checks (out) the urgent pointer field.
 func urgPtr(u uint16) segOpt { return func(sp *segSpec) { sp.urgent, sp.hasUrg = u, true } }
 
-// dutPort and peerPort override the 4-tuple for one segment.
-func dutPort(p uint16) segOpt  { return func(sp *segSpec) { sp.dutPort = p } }
-func peerPort(p uint16) segOpt { return func(sp *segSpec) { sp.peerPort = p } }
+// dutPort overrides the DUT's port for one segment.
+func dutPort(p uint16) segOpt { return func(sp *segSpec) { sp.dutPort = p } }
 
 // badChecksum corrupts the injected segment's checksum.
 func badChecksum() segOpt { return func(sp *segSpec) { sp.badSum = true } }
@@ -270,9 +268,6 @@ func (sp segSpec) String() string {
 	if sp.dutPort != 0 {
 		s += fmt.Sprintf(" dut-port=%d", sp.dutPort)
 	}
-	if sp.peerPort != 0 {
-		s += fmt.Sprintf(" peer-port=%d", sp.peerPort)
-	}
 	if sp.badSum {
 		s += " bad-checksum"
 	}
@@ -283,9 +278,6 @@ func (sp segSpec) ports(r *runner) (local, remote uint16) {
 	local, remote = r.local, r.remote
 	if sp.dutPort != 0 {
 		local = sp.dutPort
-	}
-	if sp.peerPort != 0 {
-		remote = sp.peerPort
 	}
 	return local, remote
 }
@@ -488,15 +480,6 @@ func acceptConn() step {
 		}
 		a, _ := ep.GetLocalAddress()
 		r.ep, r.wq, r.local, r.remote = ep, wq, a.Port, peer.Port
-	}}
-}
-
-// acceptNone expects no connection to be ready.
-func acceptNone() step {
-	return step{name: "accept: none ready", do: func(r *runner) {
-		if _, _, err := r.lis.Accept(nil); !sameError(err, &tcpip.ErrWouldBlock{}) {
-			r.fatalf("Accept: %v, want ErrWouldBlock", err)
-		}
 	}}
 }
 

@@ -67,3 +67,34 @@ func initialWindow(mss int) int {
 
 // noThreshold is the initial ssthresh, "arbitrarily high" (RFC 5681 3.1).
 const noThreshold = 1 << 30
+
+// window is the state every algorithm shares, with the methods of
+// Controller that do not differ between them.
+type window struct {
+	mss      int
+	cwnd     int
+	ssthresh int
+}
+
+func newWindow(mss int) window {
+	return window{mss: mss, cwnd: initialWindow(mss), ssthresh: noThreshold}
+}
+
+// Cwnd implements Controller.
+func (w *window) Cwnd() int { return w.cwnd }
+
+// Ssthresh implements Controller.
+func (w *window) Ssthresh() int { return w.ssthresh }
+
+// SetCwnd implements Controller.
+func (w *window) SetCwnd(b int) { w.cwnd = max(b, w.mss) }
+
+// slowStart grows cwnd while it is below ssthresh, counting at most
+// L = 2*SMSS per ACK (RFC 3465 section 2.2), and reports whether it did.
+func (w *window) slowStart(acked int) bool {
+	if w.cwnd >= w.ssthresh {
+		return false
+	}
+	w.cwnd += min(acked, 2*w.mss)
+	return true
+}

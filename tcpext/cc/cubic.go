@@ -18,9 +18,7 @@ const (
 // W(t) = C*(t-K)^3 + W_max, with a Reno-friendly region and fast
 // convergence. Windows are kept in bytes; the cubic runs in segments.
 type Cubic struct {
-	mss      int
-	cwnd     int
-	ssthresh int
+	window
 
 	wMax      float64       // segments, before the last reduction
 	wLastMax  float64       // for fast convergence
@@ -32,25 +30,15 @@ type Cubic struct {
 
 // NewCubic returns CUBIC at the initial window.
 func NewCubic(mss int) *Cubic {
-	return &Cubic{mss: mss, cwnd: initialWindow(mss), ssthresh: noThreshold, epoch: -1}
+	return &Cubic{window: newWindow(mss), epoch: -1}
 }
 
 // Name implements Controller.
 func (*Cubic) Name() string { return "cubic" }
 
-// Cwnd implements Controller.
-func (c *Cubic) Cwnd() int { return c.cwnd }
-
-// Ssthresh implements Controller.
-func (c *Cubic) Ssthresh() int { return c.ssthresh }
-
-// SetCwnd implements Controller.
-func (c *Cubic) SetCwnd(b int) { c.cwnd = max(b, c.mss) }
-
 // OnAck implements Controller.
 func (c *Cubic) OnAck(acked int, rtt, now time.Duration) {
-	if c.cwnd < c.ssthresh {
-		c.cwnd += min(acked, 2*c.mss) // slow start as Reno (RFC 9438 4.10)
+	if c.slowStart(acked) { // as Reno (RFC 9438 section 4.10)
 		return
 	}
 	seg := float64(c.mss)
