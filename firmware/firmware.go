@@ -231,7 +231,18 @@ func tcpOptions(t config.TCP) tcpext.Options {
 		MaxRTO:            t.RTOMax,
 		UserTimeout:       t.UserTimeout,
 		DelayedACK:        t.DelayedACK,
+		// tcpext reads zero as "the default" and negative as "off".
+		RecorderEvents: offIfZero(t.Recorder.Events),
+		ClosedTCBs:     offIfZero(t.Recorder.Closed),
 	}
+}
+
+// offIfZero maps the config's 0 ("off") to tcpext's negative "off".
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 type service struct {

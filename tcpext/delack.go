@@ -37,7 +37,7 @@ func (e *endpoint) ackSent() {
 func (e *endpoint) onDelayedACK() {
 	e.mu.Lock()
 	defer e.unlock()
-	if !e.delackTimer.fire(e.stack.Clock()) || e.ackOwed == 0 || !e.state.synchronized() {
+	if !e.expired(&e.delackTimer, "delayed-ack") || e.ackOwed == 0 || !e.state.synchronized() {
 		return
 	}
 	e.sendACK()

@@ -134,6 +134,8 @@ type endpoint struct {
 
 	counters Counters
 	history  []HistoryItem
+	flight   recorder
+	closedAt time.Time // when the TCB reached CLOSED, for its dump
 
 	// out and events are collected under mu and delivered after it is
 	// released, so a loopback peer answering synchronously cannot deadlock.
@@ -203,6 +205,7 @@ func (e *endpoint) setState(s State, cause string) {
 	}
 	e.history = append(e.history, HistoryItem{At: e.stack.Clock().Now(), From: e.state.String(), To: s.String(), Cause: cause})
 	old := e.state
+	e.recordState(old, s, cause)
 	e.state = s
 	e.stateA.Store(uint32(s))
 	if f := e.proto.opts.OnTransition; f != nil {

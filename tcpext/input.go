@@ -46,6 +46,7 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 	e.mu.Lock()
 	e.counters.SegsIn++
 	e.counters.BytesIn += uint64(len(seg.Payload))
+	e.recordSegment(&seg, false, false)
 	e.heard()
 	var child, reincarnate *endpoint
 	switch e.state {

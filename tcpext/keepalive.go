@@ -62,7 +62,7 @@ func (e *endpoint) onKeepalive() {
 	e.mu.Lock()
 	defer e.unlock()
 	now := e.stack.Clock().Now()
-	if !e.ka.timer.fire(e.stack.Clock()) || !keepaliveState(e.state) {
+	if !e.expired(&e.ka.timer, "keepalive") || !keepaliveState(e.state) {
 		return
 	}
 	if e.ka.probes == 0 && now.Sub(e.ka.lastRecv) < e.ka.idle {

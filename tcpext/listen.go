@@ -111,6 +111,7 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 	e.synQueue++
 	e.proto.stats.PassiveOpens.Add(1)
 	c.mu.Lock()
+	c.recordSegment(seg, false, false)
 	// The child is born as a copy of the listener's LISTEN TCB, so its
 	// history starts on the diagram's LISTEN → SYN-RECEIVED arrow.
 	c.state = StateListen

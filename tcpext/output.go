@@ -73,6 +73,8 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 	if e.route == nil {
 		return
 	}
+	occupies := len(payload) > 0 || flags&(header.TCPFlagSyn|header.TCPFlagFin) != 0
+	e.recordSegment(&seg, true, occupies && seq.LessThan(e.sndMax))
 	e.route.Acquire()
 	e.out = append(e.out, outPacket{e.route, buildSegment(e.route, &seg)})
 	e.counters.SegsOut++

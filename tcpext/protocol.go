@@ -54,6 +54,12 @@ type Options struct {
 	// ChallengeACKLimit caps challenge ACKs per second, stack-wide
 	// (RFC 5961 section 7).
 	ChallengeACKLimit int
+	// RecorderEvents bounds each TCB's flight recorder; zero means
+	// the default of 256, negative turns recording off.
+	RecorderEvents int
+	// ClosedTCBs is how many closed TCBs stay dumpable; zero means the
+	// default of 64, negative keeps none.
+	ClosedTCBs int
 	// OnTransition, if set, is told of every state transition of every
 	// TCB. It runs with the TCB locked and must not block or call back
 	// into tcpext.
@@ -108,6 +114,10 @@ type Protocol struct {
 	tcbs          map[uint64]*endpoint
 	ports         map[uint16]*portEntry
 	nextEphemeral uint32
+	// closed holds the TCBs that stay dumpable after CLOSED, a ring
+	// whose oldest entry is at closedNext once full.
+	closed     []*endpoint
+	closedNext int
 
 	// defaultCC names the congestion control of new connections.
 	defaultCC atomic.Value
@@ -126,6 +136,12 @@ func newProtocol(s *stack.Stack, opts Options) *Protocol {
 	}
 	if opts.MaxRTO < opts.MinRTO {
 		opts.MaxRTO = max(def.MaxRTO, opts.MinRTO)
+	}
+	if opts.RecorderEvents == 0 {
+		opts.RecorderEvents = defaultRecorderEvents
+	}
+	if opts.ClosedTCBs == 0 {
+		opts.ClosedTCBs = defaultClosedTCBs
 	}
 	if opts.ChallengeACKLimit <= 0 {
 		opts.ChallengeACKLimit = def.ChallengeACKLimit
@@ -161,9 +177,16 @@ func (p *Protocol) track(e *endpoint) {
 }
 
 // untrack removes e from the TCB table when it reaches CLOSED.
+// A TCB is untracked once, however often its cleanup runs, and is then
+// retired to the closed TCBs that stay dumpable.
 func (p *Protocol) untrack(e *endpoint) {
+	now := p.stack.Clock().Now()
 	p.mu.Lock()
-	delete(p.tcbs, e.id)
+	if p.tcbs[e.id] == e {
+		delete(p.tcbs, e.id)
+		e.closedAt = now
+		p.retire(e)
+	}
 	p.mu.Unlock()
 }
 

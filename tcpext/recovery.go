@@ -75,6 +75,7 @@ func (e *endpoint) enterRecovery() {
 	} else {
 		e.cc.SetCwnd(e.cc.Ssthresh() + dupThresh*e.sndMSS)
 	}
+	e.recordCC("fast-retransmit")
 	e.restartRTO()
 }
 
@@ -86,6 +87,7 @@ func (e *endpoint) onRecoveryAck(acked int) {
 		flight := int(e.sndUna.Size(e.sndMax))
 		e.cc.SetCwnd(min(e.cc.Ssthresh(), max(flight, e.sndMSS)+e.sndMSS))
 		e.rec = recovery{point: e.rec.point}
+		e.recordCC("recovery-exit")
 		return
 	}
 	// Partial ACK: the next hole is lost too.

@@ -35,6 +35,7 @@ func (e *endpoint) replyReset(seg *Segment) {
 	if !ok || e.route == nil {
 		return
 	}
+	e.recordSegment(&rst, true, false)
 	e.route.Acquire()
 	e.out = append(e.out, outPacket{e.route, buildSegment(e.route, &rst)})
 	e.counters.RSTsOut++

@@ -129,9 +129,11 @@ func (e *endpoint) onRTO() {
 		return
 	}
 	if e.zeroWindowStall() {
+		e.recordTimer("persist")
 		e.onPersist()
 		return
 	}
+	e.recordTimer("retransmit")
 	limit := maxRetries
 	if !e.state.synchronized() {
 		limit = maxSynRetries
@@ -162,6 +164,7 @@ func (e *endpoint) onRTO() {
 			break
 		}
 		e.cc.OnRTO(int(e.sndUna.Size(e.sndMax)), e.now())
+		e.recordCC("rto")
 		// RFC 6675 section 5.1: the scoreboard may be stale (the peer can
 		// renege), so everything from SND.UNA goes again.
 		e.rec = recovery{point: e.sndMax}

@@ -96,6 +96,11 @@ type HistoryItem struct {
 func (e *endpoint) snapshot() TCBInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.snapshotLocked()
+}
+
+// snapshotLocked copies the TCB; e.mu is held.
+func (e *endpoint) snapshotLocked() TCBInfo {
 	now := e.stack.Clock().Now()
 	info := TCBInfo{
 		ID:            e.id,

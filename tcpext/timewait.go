@@ -28,7 +28,7 @@ func (e *endpoint) stopTimeWait() { e.timeWaitTimer.stop() }
 func (e *endpoint) onTimeWait() {
 	e.mu.Lock()
 	defer e.unlock()
-	if !e.timeWaitTimer.fire(e.stack.Clock()) || e.state != StateTimeWait {
+	if !e.expired(&e.timeWaitTimer, "time-wait") || e.state != StateTimeWait {
 		return
 	}
 	e.setState(StateClosed, "2*MSL elapsed in TIME-WAIT")
@@ -82,7 +82,7 @@ func (e *endpoint) stopFinWait2() { e.finWait2Timer.stop() }
 func (e *endpoint) onFinWait2() {
 	e.mu.Lock()
 	defer e.unlock()
-	if !e.finWait2Timer.fire(e.stack.Clock()) || e.state != StateFinWait2 {
+	if !e.expired(&e.finWait2Timer, "fin-wait-2") || e.state != StateFinWait2 {
 		return
 	}
 	e.abort("FIN-WAIT-2 timeout")

@@ -99,6 +99,15 @@ type TCP struct {
 	UserTimeout time.Duration
 	// DelayedACK is the delayed ACK timer; 0 acknowledges every segment.
 	DelayedACK time.Duration
+	Recorder   Recorder
+}
+
+// Recorder bounds the per-TCB flight recorder.
+type Recorder struct {
+	// Events is the ring size per TCB; 0 turns recording off.
+	Events int
+	// Closed is how many closed TCBs stay dumpable.
+	Closed int
 }
 
 // Keepalive holds the keepalive timers.
@@ -220,6 +229,8 @@ var fields = []field{
 	duration("tcp.rto_max", "60s", true, func(c *Config) *time.Duration { return &c.TCP.RTOMax }),
 	duration("tcp.user_timeout", "0s", false, func(c *Config) *time.Duration { return &c.TCP.UserTimeout }),
 	duration("tcp.delayed_ack", "40ms", false, func(c *Config) *time.Duration { return &c.TCP.DelayedACK }),
+	number("tcp.recorder.events", "256", 0, 65536, func(c *Config) *int { return &c.TCP.Recorder.Events }),
+	number("tcp.recorder.closed", "64", 0, 4096, func(c *Config) *int { return &c.TCP.Recorder.Closed }),
 
 	// Port 0 is the "off" value of a service, so it is in range here.
 	number("services.echo.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Echo.Port }),

@@ -52,6 +52,7 @@ tcp:
   rto_max: 10s
   user_timeout: 30s
   delayed_ack: 100ms
+  recorder: {events: 0, closed: 8}
 services:
   echo: {port: 7}
   discard: {port: 9}
@@ -85,6 +86,7 @@ func TestLoadFull(t *testing.T) {
 			RTOMax:            10 * time.Second,
 			UserTimeout:       30 * time.Second,
 			DelayedACK:        100 * time.Millisecond,
+			Recorder:          Recorder{Events: 0, Closed: 8},
 		},
 		Services: Services{Echo: Service{7}, Discard: Service{9}, Daytime: Service{13}, Chargen: Service{1919}},
 		Mgmt:     Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a"}},
@@ -113,6 +115,7 @@ func TestDefaults(t *testing.T) {
 				RTOMin:            200 * time.Millisecond,
 				RTOMax:            60 * time.Second,
 				DelayedACK:        40 * time.Millisecond,
+				Recorder:          Recorder{Events: 256, Closed: 64},
 			},
 			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys"}},
 		}
