@@ -95,8 +95,10 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 				Stats:   linkStats{Stats: link.Stats(), Impair: impairStats(impaired)},
 			}}
 		}),
+		mgmt.WithDumps(proto),
 		mgmt.WithLogger(log),
 	)
+	startSSH(ctx, &wg, cfg.Mgmt.SSH, s, shell, log)
 	srv, err := mgmt.Listen(cfg.Mgmt.Socket, shell, log)
 	if err != nil {
 		return err

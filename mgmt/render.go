@@ -27,6 +27,9 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
+// timeFormat shows times to the microsecond, as the stack's clock has them.
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
 func micros(us int64) string { return (time.Duration(us) * time.Microsecond).String() }
 func millis(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
 
@@ -120,7 +123,7 @@ func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
 	fmt.Fprintln(w, "history:")
 	tw = newTable(w)
 	for _, h := range t.History {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\n", h.At.Format("2006-01-02T15:04:05.000000Z07:00"), h.From, h.To, h.Cause)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\n", h.At.Format(timeFormat), h.From, h.To, h.Cause)
 	}
 	return tw.Flush()
 }

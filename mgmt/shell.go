@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/synfin/synfin/tcpext"
@@ -71,6 +70,7 @@ type Shell struct {
 	tcp        TCPControl
 	config     any
 	interfaces func() []Interface
+	dumps      DumpSource
 	log        *slog.Logger
 }
 
@@ -158,11 +158,19 @@ func init() {
 			run:   (*Shell).help,
 		},
 		{
-			words: []string{"show", "tcb"},
-			args:  "[ID] [--json]",
-			help:  "list TCBs, or show one TCB in full",
-			flags: []string{"--json"},
-			run:   (*Shell).showTCB,
+			words:      []string{"show", "tcb"},
+			args:       "[ID] [--json] [--state S[,S]] [--port N] [--remote ADDR[:PORT]|PREFIX] [--sort KEY] [--reverse]",
+			help:       "list TCBs (filtered, sorted), or show one TCB in full",
+			flags:      []string{"--json", "--reverse"},
+			valueFlags: []string{"--state", "--port", "--remote", "--sort"},
+			run:        (*Shell).showTCB,
+		},
+		{
+			words: []string{"tcb", "dump"},
+			args:  "ID|all [--pcap]",
+			help:  "the flight recorder: a TCB with its recent events as JSON, or its segments as pcap",
+			flags: []string{"--pcap"},
+			run:   (*Shell).tcbDump,
 		},
 		{
 			words: []string{"show", "stats"},
@@ -312,36 +320,6 @@ func (s *Shell) writeHelp(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\n", c.usage(), c.help)
 	}
 	tw.Flush()
-}
-
-func (s *Shell) showTCB(_ context.Context, a args, w io.Writer) error {
-	jsonOut := a.flags["--json"]
-	switch len(a.pos) {
-	case 0:
-		tcbs := s.tcbs.TCBs()
-		if jsonOut {
-			if tcbs == nil {
-				tcbs = []tcpext.TCBInfo{}
-			}
-			return writeJSON(w, tcbs)
-		}
-		return writeTCBTable(w, tcbs)
-	case 1:
-		id, err := strconv.ParseUint(a.pos[0], 10, 64)
-		if err != nil {
-			return usageErrorf("bad TCB id %q", a.pos[0])
-		}
-		tcb, ok := s.tcbs.TCB(id)
-		if !ok {
-			return fmt.Errorf("no TCB with id %d", id)
-		}
-		if jsonOut {
-			return writeJSON(w, tcb)
-		}
-		return writeTCB(w, tcb)
-	default:
-		return usageErrorf("unexpected argument %q", a.pos[1])
-	}
 }
 
 func (s *Shell) showConfig(_ context.Context, a args, w io.Writer) error {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // EnvPrefix prefixes the environment variable of every key.
@@ -146,9 +147,15 @@ type Mgmt struct {
 
 // SSH configures the management SSH server.
 type SSH struct {
+	// Port 0 turns the SSH server off.
 	Port           uint16
 	HostKey        string
 	AuthorizedKeys string
+	// PasswordHash is a bcrypt hash of the login password; empty refuses
+	// password logins.
+	PasswordHash string
+	// IdleTimeout closes a session idle this long; 0 never does.
+	IdleTimeout time.Duration
 }
 
 // field ties one config key to its default and to its place in Config. The
@@ -239,9 +246,25 @@ var fields = []field{
 	number("services.chargen.port", "0", 0, 65535, func(c *Config) *uint16 { return &c.Services.Chargen.Port }),
 
 	text("mgmt.socket", "/run/synfin/mgmt.sock", func(c *Config) *string { return &c.Mgmt.Socket }),
-	number("mgmt.ssh.port", "22", 1, 65535, func(c *Config) *uint16 { return &c.Mgmt.SSH.Port }),
+	// Port 0 turns the SSH server off.
+	number("mgmt.ssh.port", "22", 0, 65535, func(c *Config) *uint16 { return &c.Mgmt.SSH.Port }),
 	text("mgmt.ssh.host_key", "/perm/ssh_host_ed25519_key", func(c *Config) *string { return &c.Mgmt.SSH.HostKey }),
 	text("mgmt.ssh.authorized_keys", "/perm/authorized_keys", func(c *Config) *string { return &c.Mgmt.SSH.AuthorizedKeys }),
+	{
+		key: "mgmt.ssh.password_hash",
+		def: "",
+		set: func(c *Config, raw string) error {
+			if raw != "" {
+				if _, err := bcrypt.Cost([]byte(raw)); err != nil {
+					return fmt.Errorf("not a bcrypt hash: %w", err)
+				}
+			}
+			c.Mgmt.SSH.PasswordHash = raw
+			return nil
+		},
+		get: func(c *Config) any { return c.Mgmt.SSH.PasswordHash },
+	},
+	duration("mgmt.ssh.idle_timeout", "15m", false, func(c *Config) *time.Duration { return &c.Mgmt.SSH.IdleTimeout }),
 }
 
 // wellKnownPorts are the ports a service gets when its section is present
@@ -525,7 +548,10 @@ func (c *Config) crossCheck() []error {
 	}
 
 	// Every TCP listener of the firmware shares its one address.
-	owner := map[uint16]string{c.Mgmt.SSH.Port: "mgmt.ssh.port"}
+	owner := map[uint16]string{}
+	if c.Mgmt.SSH.Port != 0 {
+		owner[c.Mgmt.SSH.Port] = "mgmt.ssh.port"
+	}
 	for _, s := range wellKnownPorts {
 		port := s.svc(c).Port
 		if port == 0 {

@@ -60,7 +60,7 @@ services:
   chargen: {port: 1919}
 mgmt:
   socket: /tmp/x.sock
-  ssh: {port: 2222, host_key: /k, authorized_keys: /a}
+  ssh: {port: 2222, host_key: /k, authorized_keys: /a, password_hash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", idle_timeout: 5m}
 `
 
 func TestLoadFull(t *testing.T) {
@@ -89,7 +89,8 @@ func TestLoadFull(t *testing.T) {
 			Recorder:          Recorder{Events: 0, Closed: 8},
 		},
 		Services: Services{Echo: Service{7}, Discard: Service{9}, Daytime: Service{13}, Chargen: Service{1919}},
-		Mgmt:     Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a"}},
+		Mgmt: Mgmt{Socket: "/tmp/x.sock", SSH: SSH{Port: 2222, HostKey: "/k", AuthorizedKeys: "/a",
+			PasswordHash: "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", IdleTimeout: 5 * time.Minute}},
 	}
 	if *c != want {
 		t.Errorf("Load:\n got %+v\nwant %+v", *c, want)
@@ -117,7 +118,7 @@ func TestDefaults(t *testing.T) {
 				DelayedACK:        40 * time.Millisecond,
 				Recorder:          Recorder{Events: 256, Closed: 64},
 			},
-			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys"}},
+			Mgmt: Mgmt{Socket: "/run/synfin/mgmt.sock", SSH: SSH{Port: 22, HostKey: "/perm/ssh_host_ed25519_key", AuthorizedKeys: "/perm/authorized_keys", IdleTimeout: 15 * time.Minute}},
 		}
 		if *c != want {
 			t.Errorf("%s:\n got %+v\nwant %+v", name, *c, want)
@@ -237,7 +238,9 @@ func TestRefused(t *testing.T) {
 		{"service port negative", "services: {chargen: {port: -1}}\n", "config: services.chargen.port: -1 out of range"},
 		{"service port clash", "services: {echo: {port: 7}, discard: {port: 7}}\n", "config: services.discard.port: port 7 already used by services.echo.port"},
 		{"service on ssh port", "services: {daytime: {port: 22}}\n", "config: services.daytime.port: port 22 already used by mgmt.ssh.port"},
-		{"ssh port zero", "mgmt: {ssh: {port: 0}}\n", "config: mgmt.ssh.port: 0 out of range"},
+		{"ssh port negative", "mgmt: {ssh: {port: -1}}\n", "config: mgmt.ssh.port: -1 out of range"},
+		{"password hash not bcrypt", "mgmt: {ssh: {password_hash: secret}}\n", "config: mgmt.ssh.password_hash: not a bcrypt hash"},
+		{"negative idle timeout", "mgmt: {ssh: {idle_timeout: -1s}}\n", "config: mgmt.ssh.idle_timeout: negative duration"},
 		{"ssh port too big", "mgmt: {ssh: {port: 70000}}\n", "config: mgmt.ssh.port: 70000 out of range"},
 		{"empty host key", "mgmt: {ssh: {host_key: ''}}\n", "config: mgmt.ssh.host_key: must not be empty"},
 		{"empty socket", "mgmt: {socket: ''}\n", "config: mgmt.socket: must not be empty"},
