@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 FIRMWARE  := $(BIN)/firmware
 LAB       := $(BIN)/lab
-DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables
+DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables tshark
 
 .PHONY: all deps build demo test unit fuzz cross vet fmt-check deps-check clean lab-down
 

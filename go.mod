@@ -3,6 +3,7 @@ module github.com/synfin/synfin
 go 1.26.8
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/pkg/sftp v1.13.12
 	github.com/spf13/viper v1.21.0
 	github.com/vishvananda/netlink v1.3.1

@@ -34,6 +34,10 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 	if err != nil {
 		return err
 	}
+	for _, n := range link.Notices() {
+		log.Warn("nic: "+n, "interface", link.Name())
+	}
+	log.Info("nic open", "interface", link.Name(), "driver", link.Driver(), "xdp_mode", link.Stats().Mode)
 	defer func() {
 		if err := link.Close(); err != nil {
 			log.Warn("closing the NIC", "err", err)
@@ -90,12 +94,13 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 				Name:    link.Name(),
 				MAC:     link.MAC().String(),
 				MTU:     link.MTU(),
-				Driver:  cfg.NIC.Driver,
+				Driver:  link.Driver(),
 				Address: cfg.Net.Address.String(),
 				Stats:   linkStats{Stats: link.Stats(), Impair: impairStats(impaired)},
 			}}
 		}),
 		mgmt.WithDumps(proto),
+		mgmt.WithCapture(linkCapture{link}),
 		mgmt.WithLogger(log),
 	)
 	startSSH(ctx, &wg, cfg.Mgmt.SSH, s, shell, log)

@@ -70,6 +70,7 @@ type Shell struct {
 	tcp        TCPControl
 	config     any
 	interfaces func() []Interface
+	capture    Capturer
 	dumps      DumpSource
 	log        *slog.Logger
 }
@@ -211,6 +212,20 @@ func init() {
 			help:       "open a connection from the firmware's stack, send TEXT, print what comes back",
 			valueFlags: []string{"--local-port", "--send", "--hold"},
 			run:        (*Shell).tcpConnect,
+		},
+		{
+			words:      []string{"capture", "start"},
+			args:       "[--file PATH] [--filter HOST|PORT|HOST:PORT]",
+			help:       "write the NIC's frames (both directions) as pcap to PATH",
+			valueFlags: []string{"--file", "--filter"},
+			run:        (*Shell).captureStart,
+		},
+		{
+			words: []string{"capture", "stop"},
+			args:  "[--json]",
+			help:  "stop the capture and say what it wrote",
+			flags: []string{"--json"},
+			run:   (*Shell).captureStop,
 		},
 	}
 }

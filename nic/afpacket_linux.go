@@ -6,69 +6,92 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 const (
-	// vlanTagLen is the size of an 802.1Q tag the kernel may leave in a
-	// frame.
-	vlanTagLen = 4
+	// rxBlockSize is one TPACKET_V3 block. A block must hold the largest
+	// frame whole: a veth peer's TCP hands over TSO super-segments and GRO
+	// merges received ones, each up to a 64 KiB IP packet, and the kernel
+	// truncates what does not fit.
+	rxBlockSize = 1 << 17
+	// rxBlocks is the number of blocks in the receive ring (8 MiB).
+	rxBlocks = 64
+	// rxBlockTimeout is how long (ms) the kernel waits for a block to fill
+	// before handing it over anyway: TPACKET_V3 wakes the reader per
+	// block, not per frame, so this bounds the latency a lone frame sees.
+	rxBlockTimeout = 1
 
-	// maxDatagram bounds what one read returns: the virtio-net header and
-	// a frame. Frames can be far larger than the MTU: a veth peer's TCP
-	// hands over whole TSO super-segments, and GRO merges received ones,
-	// each up to a 64 KiB IP packet.
-	maxDatagram = vnetHdrLen + header.EthernetMinimumSize + vlanTagLen + 1<<16
+	// rxFrameSize is nominal: TPACKET_V3 packs frames of any size into a
+	// block, but the kernel still wants the ring described in frames.
+	rxFrameSize = 2048
 
-	// rcvBufSize is the socket receive buffer. The kernel charges each
-	// queued frame at its full size, so the default (about 200 KiB) holds
-	// only a few super-segments before it starts dropping.
-	rcvBufSize = 4 << 20
+	// txBatch is the most frames one sendmmsg call carries.
+	txBatch = 64
+	// txMaxIovecs bounds the slices of one frame: the virtio-net header,
+	// then the packet's link, network and transport headers and payload
+	// views.
+	txMaxIovecs = 16
 )
 
-// endpoint is an ethernet stack.LinkEndpoint over an AF_PACKET socket bound
-// to one interface. One goroutine reads frames and delivers them to the
-// stack; writes go straight to the socket from the caller's goroutine.
-type endpoint struct {
+// vlanTagLen is the size of an 802.1Q tag the kernel may leave in a frame.
+const vlanTagLen = 4
+
+// Offsets in struct tpacket_block_desc (its tpacket_hdr_v1) and struct
+// tpacket3_hdr (linux/if_packet.h).
+const (
+	blockStatusOff   = 8
+	blockNumPktsOff  = 12
+	blockFirstPktOff = 16
+
+	pktNextOff    = 0
+	pktSnapLenOff = 12
+	pktLenOff     = 16
+	pktMacOff     = 24
+	// pktSllOff is where the kernel puts a sockaddr_ll after the header:
+	// TPACKET_ALIGN(sizeof(struct tpacket3_hdr)); its sll_pkttype is at
+	// offset 10.
+	pktSllOff = 48
+)
+
+// afpacket is a port on an AF_PACKET socket with a TPACKET_V3 receive ring
+// and sendmmsg batches for transmit. Frames carry a virtio-net header
+// (PACKET_VNET_HDR) in both directions.
+type afpacket struct {
 	file *os.File        // the socket, registered with Go's poller
 	conn syscall.RawConn // file's raw access
-	mtu  atomic.Uint32
+	ring []byte          // the mmap'd receive ring
 
-	mu         sync.RWMutex
-	dispatcher stack.NetworkDispatcher
-	linkAddr   tcpip.LinkAddress
-	onClose    func()
+	txMu   sync.Mutex
+	msgs   [txBatch]unix.Mmsghdr
+	iovecs [txBatch * txMaxIovecs]unix.Iovec
+
+	rxFrames, rxBytes, rxKernelDrops atomic.Uint64
+	txFrames, txBytes, txErrors      atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
-	reader    sync.WaitGroup
-
-	rxFrames, rxBytes, rxDrops  atomic.Uint64
-	txFrames, txBytes, txErrors atomic.Uint64
 }
 
-var _ stack.LinkEndpoint = (*endpoint)(nil)
-
-// openAFPacket opens a socket on the interface with index ifindex and starts
-// reading from it.
-func openAFPacket(ifindex int, mac net.HardwareAddr, mtu uint32) (*endpoint, error) {
+// openAFPacket opens a socket on the interface with index ifindex, with its
+// receive ring mapped.
+func openAFPacket(ifindex int) (*afpacket, error) {
 	// Protocol 0 receives nothing until bind, so no frame of another
 	// interface slips in before the socket is bound to ours.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
-	if err := configureSocket(fd, ifindex); err != nil {
+	ring, err := configureSocket(fd, ifindex)
+	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -76,34 +99,55 @@ func openAFPacket(ifindex int, mac net.HardwareAddr, mtu uint32) (*endpoint, err
 	conn, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
+		unix.Munmap(ring)
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
-	e := &endpoint{file: file, conn: conn, linkAddr: tcpip.LinkAddress(mac)}
-	e.mtu.Store(mtu)
-	e.reader.Add(1)
-	go e.readLoop()
-	return e, nil
+	p := &afpacket{file: file, conn: conn, ring: ring}
+	var zero = &zeroVnetHdr[0]
+	for i := range p.msgs {
+		p.msgs[i].Hdr.Iov = &p.iovecs[i*txMaxIovecs]
+		// Every write on a PACKET_VNET_HDR socket starts with a
+		// virtio-net header; the zero one asks for no offload.
+		p.iovecs[i*txMaxIovecs].Base = zero
+		p.iovecs[i*txMaxIovecs].SetLen(vnetHdrLen)
+	}
+	return p, nil
 }
 
-func configureSocket(fd, ifindex int) error {
+// configureSocket sets the socket up, maps its receive ring and binds it.
+func configureSocket(fd, ifindex int) ([]byte, error) {
 	// The virtio-net header is how the kernel says that a frame's TCP or
 	// UDP checksum is unfinished and where it lies; see completeChecksum.
+	// It must be set before the ring exists.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
-		return fmt.Errorf("set PACKET_VNET_HDR: %w", err)
+		return nil, fmt.Errorf("set PACKET_VNET_HDR: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return nil, fmt.Errorf("set TPACKET_V3: %w", err)
 	}
 	// Our own transmissions would otherwise come back to us. Kernels older
-	// than 4.20 lack the option; readLoop filters those frames anyway.
+	// than 4.20 lack the option; run filters those frames anyway.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-	// SO_RCVBUFFORCE passes the rmem_max limit but needs CAP_NET_ADMIN;
-	// without it take what SO_RCVBUF grants.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBufSize) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBufSize)
+	req := unix.TpacketReq3{
+		Block_size:     rxBlockSize,
+		Block_nr:       rxBlocks,
+		Frame_size:     rxFrameSize,
+		Retire_blk_tov: rxBlockTimeout,
+	}
+	req.Frame_nr = req.Block_size / req.Frame_size * req.Block_nr
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return nil, fmt.Errorf("set PACKET_RX_RING (TPACKET_V3): %w", err)
+	}
+	ring, err := unix.Mmap(fd, 0, rxBlockSize*rxBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap receive ring: %w", err)
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
 	if err := unix.Bind(fd, sa); err != nil {
-		return fmt.Errorf("bind AF_PACKET socket: %w", err)
+		unix.Munmap(ring)
+		return nil, fmt.Errorf("bind AF_PACKET socket: %w", err)
 	}
-	return nil
+	return ring, nil
 }
 
 // htons converts a 16-bit value to network byte order, as sockaddr_ll wants
@@ -114,224 +158,174 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// readLoop reads frames until the endpoint closes.
-func (e *endpoint) readLoop() {
-	defer e.reader.Done()
-	buf := make([]byte, maxDatagram)
-	for {
-		var (
-			n, flags int
-			from     unix.Sockaddr
-			rerr     error
-		)
-		err := e.conn.Read(func(fd uintptr) bool {
-			n, _, flags, from, rerr = unix.Recvmsg(int(fd), buf, nil, 0)
-			return rerr != unix.EAGAIN
+// blockStatus is the status word of block i, which the kernel and we hand
+// back and forth.
+func (p *afpacket) blockStatus(i int) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Pointer(&p.ring[i*rxBlockSize+blockStatusOff]))
+}
+
+// run walks the ring block by block until the socket is closed.
+func (p *afpacket) run(rx func([]byte), drop func()) {
+	defer p.unmap()
+	for i := 0; ; i = (i + 1) % rxBlocks {
+		status := p.blockStatus(i)
+		err := p.conn.Read(func(uintptr) bool {
+			return status.Load()&unix.TP_STATUS_USER != 0
 		})
 		if err != nil {
 			// The poller fails only once the socket is closed.
 			return
 		}
-		if rerr != nil {
-			// The kernel refuses to describe a super-frame of a GSO type
-			// virtio-net has no name for (EINVAL), and reports a link that
-			// went down (ENETDOWN); either error costs at most one frame
-			// and the socket stays usable.
-			e.rxDrops.Add(1)
-			continue
-		}
-		if sa, ok := from.(*unix.SockaddrLinklayer); ok && sa.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		frame, ok := prepareFrame(buf[:n], flags&unix.MSG_TRUNC != 0)
-		if !ok {
-			e.rxDrops.Add(1)
-			continue
-		}
-		e.deliver(frame)
+		p.readBlock(p.ring[i*rxBlockSize:(i+1)*rxBlockSize], rx, drop)
+		status.Store(unix.TP_STATUS_KERNEL)
 	}
 }
 
-// deliver hands one ethernet frame to the stack.
-func (e *endpoint) deliver(frame []byte) {
-	e.mu.RLock()
-	d, self := e.dispatcher, e.linkAddr
-	e.mu.RUnlock()
-	if d == nil {
-		e.rxDrops.Add(1)
-		return
+// readBlock hands every frame of one block over.
+func (p *afpacket) readBlock(block []byte, rx func([]byte), drop func()) {
+	n := binary.NativeEndian.Uint32(block[blockNumPktsOff:])
+	off := binary.NativeEndian.Uint32(block[blockFirstPktOff:])
+	for range n {
+		if int(off)+pktSllOff+12 > len(block) {
+			return
+		}
+		h := block[off:]
+		next := binary.NativeEndian.Uint32(h[pktNextOff:])
+		snap := int(binary.NativeEndian.Uint32(h[pktSnapLenOff:]))
+		wire := int(binary.NativeEndian.Uint32(h[pktLenOff:]))
+		mac := int(binary.NativeEndian.Uint16(h[pktMacOff:]))
+		outgoing := h[pktSllOff+10] == unix.PACKET_OUTGOING
+		switch {
+		case outgoing:
+		case mac < vnetHdrLen || mac+snap > len(h):
+			drop()
+		default:
+			// The virtio-net header lies just before the frame.
+			frame, ok := prepareFrame(h[mac-vnetHdrLen:mac+snap], snap < wire)
+			p.rxFrames.Add(1)
+			p.rxBytes.Add(uint64(wire))
+			if !ok {
+				drop()
+			} else {
+				rx(frame)
+			}
+		}
+		if next == 0 {
+			return
+		}
+		off += next
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-	defer pkt.DecRef()
-	if !e.ParseHeader(pkt) {
-		e.rxDrops.Add(1)
-		return
-	}
-	eth := header.Ethernet(pkt.LinkHeader().Slice())
-	switch dst := eth.DestinationAddress(); {
-	case dst == header.EthernetBroadcastAddress:
-		pkt.PktType = tcpip.PacketBroadcast
-	case header.IsMulticastEthernetAddress(dst):
-		pkt.PktType = tcpip.PacketMulticast
-	case dst == self:
-		pkt.PktType = tcpip.PacketHost
-	default:
-		pkt.PktType = tcpip.PacketOtherHost
-	}
-	e.rxFrames.Add(1)
-	e.rxBytes.Add(uint64(len(frame)))
-	d.DeliverNetworkPacket(eth.Type(), pkt)
 }
 
-// WritePackets implements stack.LinkWriter. It blocks while the socket's
-// send buffer is full, which holds the stack back instead of losing frames.
-func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	for i, pkt := range pkts.AsSlice() {
-		if err := e.writePacket(pkt); err != nil {
-			return i, err
+// write sends pkts in batches of up to txBatch frames per sendmmsg.
+func (p *afpacket) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	sent := 0
+	for sent < len(pkts) {
+		batch := pkts[sent:min(len(pkts), sent+txBatch)]
+		for i, pkt := range batch {
+			iov := p.iovecs[i*txMaxIovecs+1 : (i+1)*txMaxIovecs]
+			k := 0
+			var size uint64
+			for _, s := range pkt.AsSlices() {
+				if len(s) == 0 {
+					continue
+				}
+				if k == len(iov) {
+					// More views than iovecs: send the rest as one copy.
+					break
+				}
+				iov[k].Base = &s[0]
+				iov[k].SetLen(len(s))
+				size += uint64(len(s))
+				k++
+			}
+			if size != uint64(pkt.Size()) {
+				// Too fragmented for the iovecs; flatten it.
+				flat := pkt.ToView().AsSlice()
+				iov[0].Base, k = &flat[0], 1
+				iov[0].SetLen(len(flat))
+			}
+			p.msgs[i].Hdr.SetIovlen(k + 1)
+		}
+		n, err := p.sendmmsg(len(batch))
+		for i := range batch {
+			// Let go of the packets' memory.
+			clear(p.iovecs[i*txMaxIovecs+1 : (i+1)*txMaxIovecs])
+		}
+		for _, pkt := range batch[:n] {
+			p.txBytes.Add(uint64(pkt.Size()))
+		}
+		p.txFrames.Add(uint64(n))
+		sent += n
+		if err != nil {
+			p.txErrors.Add(1)
+			var errno unix.Errno
+			if errors.As(err, &errno) {
+				return sent, tcpip.TranslateErrno(errno)
+			}
+			return sent, &tcpip.ErrClosedForSend{}
 		}
 	}
-	return pkts.Len(), nil
+	return sent, nil
 }
 
-func (e *endpoint) writePacket(pkt *stack.PacketBuffer) tcpip.Error {
-	// Every write on a PACKET_VNET_HDR socket starts with a virtio-net
-	// header; the zero one asks for no offload.
-	iov := append([][]byte{zeroVnetHdr[:]}, pkt.AsSlices()...)
-	var werr error
-	err := e.conn.Write(func(fd uintptr) bool {
-		_, werr = unix.Writev(int(fd), iov)
-		return werr != unix.EAGAIN
+// sendmmsg sends the first n prepared messages, waiting while the socket's
+// send buffer is full. It returns how many went out and, if not all did,
+// why the first of the rest failed.
+func (p *afpacket) sendmmsg(n int) (int, error) {
+	sent := 0
+	var serr error
+	err := p.conn.Write(func(fd uintptr) bool {
+		for sent < n {
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.msgs[sent])), uintptr(n-sent), 0, 0, 0)
+			switch {
+			case errno == unix.EAGAIN:
+				return false
+			case errno != 0:
+				serr = errno
+				return true
+			}
+			sent += int(r)
+		}
+		return true
 	})
 	if err == nil {
-		err = werr
+		err = serr
 	}
-	if err != nil {
-		e.txErrors.Add(1)
-		var errno unix.Errno
-		if errors.As(err, &errno) {
-			return tcpip.TranslateErrno(errno)
-		}
-		return &tcpip.ErrClosedForSend{}
-	}
-	e.txFrames.Add(1)
-	e.txBytes.Add(uint64(pkt.Size()))
-	return nil
+	return sent, err
 }
 
-// stats returns the counters, first collecting the kernel's count of frames
-// it dropped for want of room in the socket's queue.
-func (e *endpoint) stats() Stats {
+// rings returns the counters, first collecting the kernel's count of frames
+// it dropped for want of room in the ring.
+func (p *afpacket) rings() []RingStats {
 	// Reading PACKET_STATISTICS resets it, so add it up as we go. Once the
 	// socket is closed Control fails and the last count stands.
-	_ = e.conn.Control(func(fd uintptr) {
-		if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			e.rxDrops.Add(uint64(st.Drops))
+	_ = p.conn.Control(func(fd uintptr) {
+		if st, err := unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			p.rxKernelDrops.Add(uint64(st.Drops))
 		}
 	})
-	return Stats{
-		RxFrames: e.rxFrames.Load(),
-		RxBytes:  e.rxBytes.Load(),
-		RxDrops:  e.rxDrops.Load(),
-		TxFrames: e.txFrames.Load(),
-		TxBytes:  e.txBytes.Load(),
-		TxErrors: e.txErrors.Load(),
+	return []RingStats{
+		{Name: "rx", Direction: "rx", Frames: p.rxFrames.Load(), Bytes: p.rxBytes.Load(), Drops: p.rxKernelDrops.Load()},
+		{Name: "tx", Direction: "tx", Frames: p.txFrames.Load(), Bytes: p.txBytes.Load(), Drops: p.txErrors.Load()},
 	}
 }
 
-// close runs the close action, closes the socket (which wakes the reader)
-// and waits for the reader to stop.
-func (e *endpoint) close() error {
-	e.closeOnce.Do(func() {
-		e.mu.RLock()
-		onClose := e.onClose
-		e.mu.RUnlock()
-		if onClose != nil {
-			onClose()
-		}
-		e.closeErr = e.file.Close()
-		e.reader.Wait()
+// close closes the socket, which wakes the reader, and unmaps the ring once
+// the reader can no longer touch it.
+func (p *afpacket) close() error {
+	p.closeOnce.Do(func() {
+		p.closeErr = p.file.Close()
 	})
-	return e.closeErr
+	return p.closeErr
 }
 
-// Close implements stack.LinkEndpoint; the stack calls it when the NIC is
-// removed.
-func (e *endpoint) Close() { _ = e.close() }
-
-// SetOnCloseAction implements stack.LinkEndpoint.
-func (e *endpoint) SetOnCloseAction(action func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onClose = action
-}
-
-// Wait implements stack.LinkEndpoint. It returns once the reader has
-// stopped, which happens only after Close.
-func (e *endpoint) Wait() { e.reader.Wait() }
-
-// Attach implements stack.LinkEndpoint.
-func (e *endpoint) Attach(dispatcher stack.NetworkDispatcher) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.dispatcher = dispatcher
-}
-
-// IsAttached implements stack.LinkEndpoint.
-func (e *endpoint) IsAttached() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.dispatcher != nil
-}
-
-// MTU implements stack.LinkEndpoint.
-func (e *endpoint) MTU() uint32 { return e.mtu.Load() }
-
-// SetMTU implements stack.LinkEndpoint. It changes what the stack may send,
-// not the kernel's MTU of the interface.
-func (e *endpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
-
-// MaxHeaderLength implements stack.LinkEndpoint.
-func (*endpoint) MaxHeaderLength() uint16 { return header.EthernetMinimumSize }
-
-// LinkAddress implements stack.LinkEndpoint.
-func (e *endpoint) LinkAddress() tcpip.LinkAddress {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.linkAddr
-}
-
-// SetLinkAddress implements stack.LinkEndpoint.
-func (e *endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.linkAddr = addr
-}
-
-// Capabilities implements stack.LinkEndpoint. The link offloads nothing:
-// the stack computes every checksum it sends and verifies every one it
-// receives (the reader completes unfinished ones first), because the stack
-// overwrites a packet's RXChecksumValidated from these capabilities, so a
-// per-frame "already validated" mark cannot reach it.
-func (*endpoint) Capabilities() stack.LinkEndpointCapabilities {
-	return stack.CapabilityResolutionRequired
-}
-
-// ARPHardwareType implements stack.LinkEndpoint.
-func (*endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
-
-// AddHeader implements stack.LinkEndpoint.
-func (*endpoint) AddHeader(pkt *stack.PacketBuffer) {
-	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
-	eth.Encode(&header.EthernetFields{
-		SrcAddr: pkt.EgressRoute.LocalLinkAddress,
-		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
-		Type:    pkt.NetworkProtocolNumber,
-	})
-}
-
-// ParseHeader implements stack.LinkEndpoint.
-func (*endpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
-	_, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-	return ok
+// unmap releases the receive ring once the reader is done with it.
+func (p *afpacket) unmap() {
+	if p.ring != nil {
+		unix.Munmap(p.ring)
+		p.ring = nil
+	}
 }

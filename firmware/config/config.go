@@ -39,7 +39,8 @@ type Config struct {
 // NIC selects the Linux interface the firmware takes over.
 type NIC struct {
 	Interface string
-	// Driver is afpacket or afxdp.
+	// Driver is afpacket, afxdp or auto (AF_XDP where it can work,
+	// AF_PACKET otherwise).
 	Driver string
 	MTU    uint32
 	// Impair degrades the link on purpose, for the lab.
@@ -173,7 +174,7 @@ var fields = []field{
 	oneOf("board", "host", func(c *Config) *string { return &c.Board }, "host", "qemu-virt", "rpi3", "rpi4", "rpi5"),
 
 	text("nic.interface", "veth-dut", func(c *Config) *string { return &c.NIC.Interface }),
-	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp"),
+	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp", "auto"),
 	number("nic.mtu", "1500", 68, 65535, func(c *Config) *uint32 { return &c.NIC.MTU }),
 	oneOf("nic.impair.direction", "both", func(c *Config) *string { return &c.NIC.Impair.Direction }, "both", "in", "out"),
 	number("nic.impair.seed", "1", 0, math.MaxInt64, func(c *Config) *uint64 { return &c.NIC.Impair.Seed }),

@@ -1,0 +1,356 @@
+//go:build linux && (amd64 || arm64)
+
+package nic
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/xdp"
+)
+
+const (
+	// xdpFrameSize is one UMEM frame. In copy mode the kernel puts a
+	// frame XDP_PACKET_HEADROOM (256) bytes into its UMEM frame, so an
+	// MTU of up to 1778 fits.
+	xdpFrameSize = 2048
+	// xdpFrames is the UMEM's size in frames (8 MiB); the fill ring holds
+	// at most half of them, leaving the other half for transmit.
+	xdpFrames = 4096
+	// xdpRingSize is the size of each of the four rings.
+	xdpRingSize = 2048
+	// xdpHeadroom is XDP_PACKET_HEADROOM.
+	xdpHeadroom = 256
+
+	// xdpProgName names the XDP program, so that bpftool shows whose it is.
+	xdpProgName = "synfin_xdp"
+
+	xdpPass = 2 // XDP_PASS
+)
+
+// afxdp is a port on an AF_XDP socket bound to queue 0 of the interface,
+// fed by an XDP program that redirects the firmware's frames (IPv4 and ARP
+// to its MAC or to broadcast) to the socket and passes everything else to
+// the kernel.
+type afxdp struct {
+	link netlink.Link
+	mode string // "native" or "generic"
+	prog *ebpf.Program
+	xsks *ebpf.Map
+	flag int // the XDP attach flag of mode
+
+	file *os.File
+	conn syscall.RawConn
+	fd   int
+	cb   *xdp.ControlBlock
+
+	txMu   sync.Mutex
+	closed atomic.Bool
+
+	rxFrames, rxBytes           atomic.Uint64
+	txFrames, txBytes, txErrors atomic.Uint64
+	kernel                      atomic.Pointer[unix.XDPStatistics]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// openAFXDP opens an AF_XDP socket on the interface and attaches the XDP
+// program that feeds it, in native mode where the driver has it and in
+// generic mode otherwise. Its error says why AF_XDP cannot work here.
+func openAFXDP(attrs *netlink.LinkAttrs) (*afxdp, error) {
+	if max := xdpFrameSize - xdpHeadroom - header.EthernetMinimumSize - vlanTagLen; attrs.MTU > max {
+		return nil, fmt.Errorf("AF_XDP: MTU %d is larger than the %d its UMEM frames hold", attrs.MTU, max)
+	}
+	if n := rxQueues(attrs.Name); n > 1 {
+		return nil, fmt.Errorf("AF_XDP: the interface has %d receive queues and the driver binds queue 0 only (ethtool -L %s combined 1)", n, attrs.Name)
+	}
+	link, err := netlink.LinkByIndex(attrs.Index)
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP: %w", err)
+	}
+	x := &afxdp{link: link}
+	ok := false
+	defer func() {
+		if !ok {
+			x.release()
+		}
+	}()
+
+	x.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "synfin_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP: create XSKMAP (is BPF available?): %w", err)
+	}
+	x.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         xdpProgName,
+		Type:         ebpf.XDP,
+		License:      "Dual MIT/GPL",
+		Instructions: xdpProgram(attrs.HardwareAddr, x.xsks.FD()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP: load XDP program: %w", err)
+	}
+
+	x.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP: socket (kernel without CONFIG_XDP_SOCKETS?): %w", err)
+	}
+	x.cb, err = xdp.NewFromSocket(x.fd, uint32(attrs.Index), 0, xdp.Opts{
+		NFrames:       xdpFrames,
+		FrameSize:     xdpFrameSize,
+		NDescriptors:  xdpRingSize,
+		Bind:          true,
+		UseNeedWakeup: true,
+	})
+	if err != nil {
+		unix.Close(x.fd)
+		x.fd = -1
+		return nil, fmt.Errorf("AF_XDP: %w", err)
+	}
+	x.file = os.NewFile(uintptr(x.fd), fmt.Sprintf("afxdp:%d", attrs.Index))
+	if x.conn, err = x.file.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("AF_XDP: %w", err)
+	}
+	x.cb.UMEM.Lock()
+	x.cb.Fill.FillAll(&x.cb.UMEM)
+	x.cb.UMEM.Unlock()
+	if err := x.xsks.Put(uint32(0), uint32(x.fd)); err != nil {
+		return nil, fmt.Errorf("AF_XDP: register the socket in the XSKMAP: %w", err)
+	}
+
+	// Native mode runs the program in the NIC driver; drivers without XDP
+	// support get the generic (socket buffer) mode.
+	nerr := netlink.LinkSetXdpFdWithFlags(link, x.prog.FD(), unix.XDP_FLAGS_DRV_MODE|unix.XDP_FLAGS_UPDATE_IF_NOEXIST)
+	x.mode, x.flag = "native", unix.XDP_FLAGS_DRV_MODE
+	if nerr != nil {
+		if gerr := netlink.LinkSetXdpFdWithFlags(link, x.prog.FD(), unix.XDP_FLAGS_SKB_MODE|unix.XDP_FLAGS_UPDATE_IF_NOEXIST); gerr != nil {
+			return nil, fmt.Errorf("AF_XDP: attach XDP program: native mode: %v; generic mode: %w", nerr, gerr)
+		}
+		x.mode, x.flag = "generic", unix.XDP_FLAGS_SKB_MODE
+	}
+	ok = true
+	return x, nil
+}
+
+// rxQueues counts the interface's receive queues in sysfs; 0 if it cannot
+// tell.
+func rxQueues(ifname string) int {
+	m, _ := filepath.Glob(filepath.Join("/sys/class/net", ifname, "queues", "rx-*"))
+	return len(m)
+}
+
+// xdpProgram builds the XDP program: an IPv4 or ARP frame addressed to mac
+// or to broadcast goes to the socket in slot rx_queue_index of the XSKMAP
+// with file descriptor xsks; every other frame, and every frame while the
+// slot is empty, passes to the kernel.
+func xdpProgram(mac []byte, xsks int) asm.Instructions {
+	// Loads from the packet are in host byte order; so are the constants.
+	macHead := int64(binary.NativeEndian.Uint32(mac[0:4]))
+	macTail := int32(binary.NativeEndian.Uint16(mac[4:6]))
+	ipv4 := int32(binary.NativeEndian.Uint16([]byte{0x08, 0x00}))
+	arp := int32(binary.NativeEndian.Uint16([]byte{0x08, 0x06}))
+	return asm.Instructions{
+		// r2 = data, r3 = data_end (struct xdp_md)
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, header.EthernetMinimumSize),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, ipv4, "dst"),
+		asm.JNE.Imm(asm.R5, arp, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word).WithSymbol("dst"),
+		asm.LoadMem(asm.R6, asm.R2, 4, asm.Half),
+		asm.LoadImm(asm.R7, macHead, asm.DWord),
+		asm.JNE.Reg(asm.R5, asm.R7, "broadcast"),
+		asm.JEq.Imm(asm.R6, macTail, "redirect"),
+		asm.LoadImm(asm.R7, 0xffffffff, asm.DWord).WithSymbol("broadcast"),
+		asm.JNE.Reg(asm.R5, asm.R7, "pass"),
+		asm.JNE.Imm(asm.R6, 0xffff, "pass"),
+		// bpf_redirect_map(xsks, ctx->rx_queue_index, XDP_PASS)
+		asm.LoadMem(asm.R2, asm.R1, 16, asm.Word).WithSymbol("redirect"),
+		asm.LoadMapPtr(asm.R1, xsks),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
+	}
+}
+
+// run takes received frames off the RX ring until the socket is closed,
+// returning their UMEM frames to the fill ring after each batch.
+func (x *afxdp) run(rx func([]byte), _ func()) {
+	for {
+		var n, idx uint32
+		err := x.conn.Read(func(uintptr) bool {
+			n, idx = x.cb.RX.Peek()
+			return n > 0
+		})
+		if err != nil {
+			// The poller fails only once the socket is closed.
+			return
+		}
+		for i := range n {
+			desc := x.cb.RX.Get(idx + i)
+			frame := x.cb.UMEM.Get(desc)
+			x.rxFrames.Add(1)
+			x.rxBytes.Add(uint64(len(frame)))
+			fixPartialChecksum(frame)
+			rx(frame)
+		}
+		x.cb.UMEM.Lock()
+		for i := range n {
+			x.cb.UMEM.FreeFrame(x.cb.RX.Get(idx + i).Addr)
+		}
+		x.cb.RX.Release(n)
+		x.cb.Fill.FillAll(&x.cb.UMEM)
+		x.cb.UMEM.Unlock()
+	}
+}
+
+// write copies pkts into UMEM frames, puts them on the TX ring and kicks
+// the kernel, waiting while ring or UMEM are full.
+func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
+	x.txMu.Lock()
+	defer x.txMu.Unlock()
+	sent := 0
+	for idle := 0; sent < len(pkts); {
+		if x.closed.Load() {
+			return sent, &tcpip.ErrClosedForSend{}
+		}
+		// The run of packets that fit a frame.
+		want := 0
+		for _, pkt := range pkts[sent:] {
+			if pkt.Size() > xdpFrameSize {
+				break
+			}
+			want++
+		}
+		if want == 0 {
+			x.txErrors.Add(1)
+			return sent, &tcpip.ErrMessageTooLong{}
+		}
+		x.cb.UMEM.Lock()
+		x.cb.Completion.FreeAll(&x.cb.UMEM)
+		var n, idx uint32
+		for w := uint32(want); w > 0 && n == 0; w /= 2 {
+			n, idx = x.cb.TX.Reserve(&x.cb.UMEM, w)
+		}
+		for i := range n {
+			pkt := pkts[sent+int(i)]
+			desc := unix.XDPDesc{Addr: x.cb.UMEM.AllocFrame(), Len: uint32(pkt.Size())}
+			buf := x.cb.UMEM.Get(desc)
+			for _, s := range pkt.AsSlices() {
+				buf = buf[copy(buf, s):]
+			}
+			x.cb.TX.Set(idx+i, desc)
+			x.txBytes.Add(uint64(desc.Len))
+		}
+		x.cb.UMEM.Unlock()
+		if n > 0 {
+			x.cb.TX.Notify()
+			x.txFrames.Add(uint64(n))
+			sent += int(n)
+			idle = 0
+		}
+		x.kick()
+		if n == 0 {
+			// Ring or UMEM full: the kernel frees frames as the copies
+			// it made leave; give it a moment.
+			idle++
+			if idle < 4 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+	return sent, nil
+}
+
+// kick makes the kernel work through the TX ring. In copy mode it sends
+// only a batch of frames per call and answers EAGAIN while more remain.
+func (x *afxdp) kick() {
+	for range xdpRingSize / 32 {
+		var err error
+		cerr := x.conn.Write(func(fd uintptr) bool {
+			err = unix.Sendto(int(fd), nil, unix.MSG_DONTWAIT, nil)
+			return true
+		})
+		if cerr != nil || err != unix.EAGAIN {
+			return
+		}
+		x.cb.UMEM.Lock()
+		x.cb.Completion.FreeAll(&x.cb.UMEM)
+		x.cb.UMEM.Unlock()
+	}
+}
+
+// rings returns the counters of the four rings with the kernel's view of
+// what it dropped.
+func (x *afxdp) rings() []RingStats {
+	_ = x.conn.Control(func(fd uintptr) {
+		var st unix.XDPStatistics
+		if err := getXDPStatistics(int(fd), &st); err == nil {
+			x.kernel.Store(&st)
+		}
+	})
+	var k unix.XDPStatistics
+	if p := x.kernel.Load(); p != nil {
+		k = *p
+	}
+	return []RingStats{
+		{Name: "rx", Direction: "rx", Frames: x.rxFrames.Load(), Bytes: x.rxBytes.Load(), Drops: k.Rx_dropped + k.Rx_invalid_descs + k.Rx_ring_full},
+		{Name: "fill", Direction: "rx", Drops: k.Rx_fill_ring_empty_descs},
+		{Name: "tx", Direction: "tx", Frames: x.txFrames.Load(), Bytes: x.txBytes.Load(), Drops: x.txErrors.Load() + k.Tx_invalid_descs},
+		{Name: "completion", Direction: "tx"},
+	}
+}
+
+// close detaches the XDP program, so that the kernel has the link's
+// traffic back, and closes the socket, which stops the reader.
+func (x *afxdp) close() error {
+	x.closeOnce.Do(func() {
+		x.closed.Store(true)
+		x.closeErr = x.release()
+	})
+	return x.closeErr
+}
+
+// release undoes what openAFXDP did, in reverse.
+func (x *afxdp) release() error {
+	var errs []error
+	if x.mode != "" {
+		if err := netlink.LinkSetXdpFdWithFlags(x.link, -1, x.flag); err != nil {
+			errs = append(errs, fmt.Errorf("detach XDP program: %w", err))
+		}
+	}
+	if x.file != nil {
+		errs = append(errs, x.file.Close())
+	} else if x.fd > 0 {
+		errs = append(errs, unix.Close(x.fd))
+	}
+	if x.prog != nil {
+		errs = append(errs, x.prog.Close())
+	}
+	if x.xsks != nil {
+		errs = append(errs, x.xsks.Close())
+	}
+	return errors.Join(errs...)
+}
