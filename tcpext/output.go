@@ -152,6 +152,15 @@ func (e *endpoint) sendPending() {
 	end := e.finSeq()
 	wnd := min(e.sndWnd, seqnum.Size(e.cc.Cwnd()+e.limitedTransmit()))
 	wndEnd := e.sndUna.Add(wnd)
+	if e.rec.active && e.sackOK {
+		// In SACK recovery the congestion window bounds the pipe, not
+		// the span from SND.UNA (RFC 6675 section 5, NextSeg rule 2); the
+		// peer's window still bounds the span.
+		wndEnd = e.sndUna.Add(e.sndWnd)
+		if room := e.cc.Cwnd() - e.pipe(); e.sndNxt.Add(seqnum.Size(max(room, 0))).LessThan(wndEnd) {
+			wndEnd = e.sndNxt.Add(seqnum.Size(max(room, 0)))
+		}
+	}
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
 		data := e.sndNxt.Size(end)
 		n := min(data, e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))

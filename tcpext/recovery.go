@@ -83,9 +83,15 @@ func (e *endpoint) enterRecovery() {
 // ends it, a partial one sends the next hole.
 func (e *endpoint) onRecoveryAck(acked int) {
 	if !e.sndUna.LessThan(e.rec.point) {
-		// Full ACK: deflate (RFC 6582 section 3.2 step 3, option 1).
-		flight := int(e.sndUna.Size(e.sndMax))
-		e.cc.SetCwnd(min(e.cc.Ssthresh(), max(flight, e.sndMSS)+e.sndMSS))
+		if e.sackOK {
+			// SACK recovery kept the pipe at cwnd = ssthresh and sent
+			// new data all along: the window is already right.
+			e.cc.SetCwnd(e.cc.Ssthresh())
+		} else {
+			// Full ACK: deflate (RFC 6582 section 3.2 step 3, option 1).
+			flight := int(e.sndUna.Size(e.sndMax))
+			e.cc.SetCwnd(min(e.cc.Ssthresh(), max(flight, e.sndMSS)+e.sndMSS))
+		}
 		e.rec = recovery{point: e.rec.point}
 		e.recordCC("recovery-exit")
 		return
@@ -106,25 +112,38 @@ func (e *endpoint) onRecoveryAck(acked int) {
 }
 
 // sendRecovery retransmits SACK holes while the pipe allows (RFC 6675
-// section 5, NextSeg rule 1), then new data goes out through sendPending.
+// section 5, NextSeg rule 1), then new data goes out through sendPending
+// (rule 2), which measures its window against the pipe too.
 func (e *endpoint) sendRecovery() {
 	if e.rec.active && e.sackOK {
-		pipe := int(e.sndUna.Size(e.sndMax)) - e.sb.sackedBytes()
-		for pipe < e.cc.Cwnd() {
-			from := e.rec.highRxt
-			if from.LessThan(e.sndUna) {
-				from = e.sndUna
-			}
-			hole, ok := e.sb.nextHole(from)
+		for e.pipe() < e.cc.Cwnd() {
+			hole, ok := e.sb.nextHole(e.retransmitFrom())
 			if !ok {
 				break
 			}
-			end := e.retransmitAt(hole.Start, hole.End)
-			pipe += int(hole.Start.Size(end))
-			e.rec.highRxt = end
+			e.rec.highRxt = e.retransmitAt(hole.Start, hole.End)
 		}
 	}
 	e.sendPending()
+}
+
+// retransmitFrom is where the holes not yet retransmitted in this recovery
+// begin.
+func (e *endpoint) retransmitFrom() seqnum.Value {
+	if e.rec.highRxt.LessThan(e.sndUna) {
+		return e.sndUna
+	}
+	return e.rec.highRxt
+}
+
+// pipe is RFC 6675's estimate of the bytes in the network (section 4,
+// SetPipe): the flight, less what the peer SACKed, less the holes deemed
+// lost that have not been retransmitted yet. Holes below HighRxt were
+// retransmitted, so they count once, as RFC 6675 counts a lost segment's
+// retransmission.
+func (e *endpoint) pipe() int {
+	flight := int(e.sndUna.Size(e.sndMax))
+	return flight - e.sb.sackedBytes() - e.sb.lostBytes(e.retransmitFrom(), e.sndMSS)
 }
 
 // limitedTransmit is the extra window RFC 3042 grants on the first two

@@ -27,8 +27,14 @@ func (d *dut) injectOpts(s seg, o tcpext.SegmentOptions) {
 // recoveryConn opens a connection from the DUT whose peer announces MSS
 // 1000 (and SACK-permitted if sack), and sends ten full segments.
 func recoveryConn(t *testing.T, sack bool) (d *dut, port uint16, iss uint32) {
+	d, _, port, iss = recoveryConnEP(t, sack)
+	return d, port, iss
+}
+
+// recoveryConnEP is recoveryConn that also returns the endpoint.
+func recoveryConnEP(t *testing.T, sack bool) (d *dut, ep tcpip.Endpoint, port uint16, iss uint32) {
 	d = newDUT(t, testOptions())
-	ep, _ := d.endpoint()
+	ep, _ = d.endpoint()
 	if err := ep.Connect(tcpip.FullAddress{Addr: peerAddr, Port: 80}); err == nil {
 		t.Fatal("Connect returned nil")
 	}
@@ -47,7 +53,7 @@ func recoveryConn(t *testing.T, sack bool) (d *dut, port uint16, iss uint32) {
 		}
 	}
 	d.expectNone()
-	return d, port, iss
+	return d, ep, port, iss
 }
 
 // seq of segment i (0-based) of the ten.
@@ -135,6 +141,54 @@ func TestSACKRecoveryRetransmitsOnlyHoles(t *testing.T) {
 	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: segAt(iss, 10), flags: ack, window: 65535})
 	if tcb := d.proto.TCBs()[0]; tcb.Recovery || tcb.SACKBlocks != 0 {
 		t.Fatalf("after the full ACK: recovery=%v sack_blocks=%d", tcb.Recovery, tcb.SACKBlocks)
+	}
+}
+
+// SACK recovery keeps the pipe full: once the SACKs show enough data has
+// left the network, new segments go out during recovery (RFC 6675 section 5,
+// NextSeg rule 2) rather than waiting for the cumulative ACK, and recovery
+// ends with cwnd at ssthresh.
+func TestSACKRecoverySendsNewDataByPipe(t *testing.T) {
+	d, ep, port, iss := recoveryConnEP(t, true)
+	write(t, ep, bytes.Repeat([]byte("n"), 5000))
+	d.expectNone() // ten segments fill the initial window
+	sacked := func(upto int) {
+		d.injectOpts(seg{srcPort: 80, dstPort: port, seq: 101, ack: segAt(iss, 0), flags: ack, window: 65535},
+			sackOpts([2]uint32{segAt(iss, 1), segAt(iss, upto+1)}))
+	}
+	expectNew := func(i int) {
+		t.Helper()
+		got := d.next()
+		if want := segAt(iss, i); uint32(got.Seq) != want || len(got.Payload) != 1000 {
+			t.Fatalf("got %s, want new segment %d (seq %d)", describe(got), i, want)
+		}
+		d.expectNone()
+	}
+	// Segment 0 is lost. The first two duplicate ACKs each let a new
+	// segment out (limited transmit, RFC 3042).
+	sacked(1)
+	expectNew(10)
+	sacked(2)
+	expectNew(11)
+	// The third starts recovery: ssthresh = cwnd = 12000/2, and the pipe
+	// (9000: twelve segments out, three SACKed) is above it.
+	sacked(3)
+	d.expectRetransmit(iss, 0)
+	d.expectNone()
+	// Each further SACKed segment lowers the pipe by 1000; below 6000 a
+	// new segment goes out for each.
+	for i := 4; i <= 6; i++ {
+		sacked(i)
+		d.expectNone()
+	}
+	for i := 7; i <= 9; i++ {
+		sacked(i)
+		expectNew(i + 5)
+	}
+	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: segAt(iss, 12), flags: ack, window: 65535})
+	tcb := d.proto.TCBs()[0]
+	if tcb.Recovery || tcb.Cwnd != 6000 || tcb.Ssthresh != 6000 {
+		t.Fatalf("after the full ACK: recovery=%v cwnd=%d ssthresh=%d, want out of recovery with cwnd = ssthresh = 6000", tcb.Recovery, tcb.Cwnd, tcb.Ssthresh)
 	}
 }
 

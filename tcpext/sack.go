@@ -151,6 +151,25 @@ func (sb *scoreboard) nextHole(from seqnum.Value) (seqRange, bool) {
 	return seqRange{}, false
 }
 
+// lostBytes is how much of the holes at or after from is lost by RFC 6675's
+// IsLost (section 4): a hole with more than (DupThresh-1)*SMSS bytes SACKed
+// above it.
+func (sb *scoreboard) lostBytes(from seqnum.Value, smss int) int {
+	lost, above := 0, 0
+	for i := len(sb.blocks) - 1; i >= 0; i-- {
+		b := sb.blocks[i]
+		above += int(b.Start.Size(b.End))
+		start := from
+		if i > 0 && start.LessThan(sb.blocks[i-1].End) {
+			start = sb.blocks[i-1].End
+		}
+		if start.LessThan(b.Start) && above > (dupThresh-1)*smss {
+			lost += int(start.Size(b.Start))
+		}
+	}
+	return lost
+}
+
 // sackedBytes is how much of the flight the peer holds.
 func (sb *scoreboard) sackedBytes() int {
 	n := 0

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -20,6 +21,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
+	"github.com/synfin/synfin/nic/impair"
 	"github.com/synfin/synfin/tcpext"
 )
 
@@ -38,15 +40,31 @@ var (
 type Pair struct {
 	Server, Client *stack.Stack
 	links          [2]*channel.Endpoint
+	lines          [2]*impair.Line
 	cancel         context.CancelFunc
 	done           chan struct{}
 }
 
-func transport(impl string) (stack.TransportProtocolFactory, error) {
+// Options shape a Pair beyond its TCP implementation.
+type Options struct {
+	// MTU of the link.
+	MTU uint32
+	// CongestionControl names the algorithm of both stacks, in tcpext's
+	// names (newreno, cubic); empty leaves each implementation's default.
+	CongestionControl string
+	// Impair, if set, impairs both directions of the link the same way
+	// (the reverse direction with the seed one higher), on the real clock.
+	Impair *impair.Config
+}
+
+func transport(impl, ccName string) (stack.TransportProtocolFactory, error) {
 	switch impl {
 	case TCPExt:
 		opts := tcpext.DefaultOptions()
 		opts.DelayedACK = 40 * time.Millisecond // as the firmware runs it
+		if ccName != "" {
+			opts.CongestionControl = ccName
+		}
 		return tcpext.NewProtocolFactory(opts), nil
 	case GVisor:
 		return tcp.NewProtocol, nil
@@ -54,8 +72,11 @@ func transport(impl string) (stack.TransportProtocolFactory, error) {
 	return nil, fmt.Errorf("inproc: unknown TCP %q", impl)
 }
 
-func newStack(impl string, link *channel.Endpoint, addr tcpip.Address) (*stack.Stack, error) {
-	tp, err := transport(impl)
+// gvisorCC maps tcpext's algorithm names to gVisor's.
+var gvisorCC = map[string]tcpip.CongestionControlOption{"newreno": "reno", "cubic": "cubic"}
+
+func newStack(impl string, opts Options, link *channel.Endpoint, addr tcpip.Address) (*stack.Stack, error) {
+	tp, err := transport(impl, opts.CongestionControl)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +84,23 @@ func newStack(impl string, link *channel.Endpoint, addr tcpip.Address) (*stack.S
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tp},
 	})
+	if impl == GVisor {
+		// gVisor's TCP at its best: SACK on (its default is off), with
+		// RACK loss detection (its default recovery).
+		sack := tcpip.TCPSACKEnabled(true)
+		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+			return nil, fmt.Errorf("inproc: gVisor SACK: %s", err)
+		}
+		if opts.CongestionControl != "" {
+			ccOpt, ok := gvisorCC[opts.CongestionControl]
+			if !ok {
+				return nil, fmt.Errorf("inproc: gVisor has no congestion control %q", opts.CongestionControl)
+			}
+			if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &ccOpt); err != nil {
+				return nil, fmt.Errorf("inproc: gVisor congestion control %q: %s", ccOpt, err)
+			}
+		}
+	}
 	if err := s.CreateNIC(1, link); err != nil {
 		return nil, fmt.Errorf("inproc: CreateNIC: %s", err)
 	}
@@ -76,24 +114,43 @@ func newStack(impl string, link *channel.Endpoint, addr tcpip.Address) (*stack.S
 
 // NewPair builds two stacks running impl on a link of the given MTU.
 func NewPair(impl string, mtu uint32) (*Pair, error) {
+	return NewPairWith(impl, Options{MTU: mtu})
+}
+
+// NewPairWith builds two stacks running impl as opts say.
+func NewPairWith(impl string, opts Options) (*Pair, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pair{cancel: cancel, done: make(chan struct{})}
-	p.links[0] = channel.New(1024, mtu, "")
-	p.links[1] = channel.New(1024, mtu, "")
+	p.links[0] = channel.New(1024, opts.MTU, "")
+	p.links[1] = channel.New(1024, opts.MTU, "")
 	var err error
-	if p.Server, err = newStack(impl, p.links[0], serverAddr); err != nil {
+	if p.Server, err = newStack(impl, opts, p.links[0], serverAddr); err != nil {
 		cancel()
 		return nil, err
 	}
-	if p.Client, err = newStack(impl, p.links[1], clientAddr); err != nil {
+	if p.Client, err = newStack(impl, opts, p.links[1], clientAddr); err != nil {
 		cancel()
 		return nil, err
+	}
+	if opts.Impair != nil {
+		clock := tcpip.NewStdClock()
+		for i := range p.lines {
+			cfg := *opts.Impair
+			cfg.Seed += uint64(i)
+			im, err := impair.New(cfg, clock)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("inproc: impairment: %w", err)
+			}
+			to := p.links[1-i]
+			p.lines[i] = impair.NewLine(im, func(pkt *stack.PacketBuffer) { inject(to, pkt) })
+		}
 	}
 	finished := make(chan struct{}, 2)
 	for i := range p.links {
-		from, to := p.links[i], p.links[1-i]
+		from, line, to := p.links[i], p.lines[i], p.links[1-i]
 		go func() {
-			forward(ctx, from, to)
+			forward(ctx, from, line, to)
 			finished <- struct{}{}
 		}()
 	}
@@ -105,24 +162,39 @@ func NewPair(impl string, mtu uint32) (*Pair, error) {
 	return p, nil
 }
 
-// forward carries packets from one link to the other until ctx ends.
-func forward(ctx context.Context, from, to *channel.Endpoint) {
+// forward carries packets from one link to the other, through line if
+// there is one, until ctx ends.
+func forward(ctx context.Context, from *channel.Endpoint, line *impair.Line, to *channel.Endpoint) {
 	for {
 		pkt := from.ReadContext(ctx)
 		if pkt == nil {
 			return
 		}
-		in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: pkt.ToBuffer()})
+		if line != nil {
+			line.Send(pkt)
+		} else {
+			inject(to, pkt)
+		}
 		pkt.DecRef()
-		to.InjectInbound(ipv4.ProtocolNumber, in)
-		in.DecRef()
 	}
+}
+
+// inject delivers a copy of pkt to the stack behind to.
+func inject(to *channel.Endpoint, pkt *stack.PacketBuffer) {
+	in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: pkt.ToBuffer()})
+	to.InjectInbound(ipv4.ProtocolNumber, in)
+	in.DecRef()
 }
 
 // Close tears both stacks down.
 func (p *Pair) Close() {
 	p.cancel()
 	<-p.done
+	for _, l := range p.lines {
+		if l != nil {
+			l.Close()
+		}
+	}
 	for _, s := range []*stack.Stack{p.Server, p.Client} {
 		s.Close()
 		s.Wait()
@@ -263,4 +335,19 @@ func heap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// LossyLink is the impaired link of the loss benchmark: 1 % loss each
+// way, 5 ms each way (a 10 ms RTT), 100 Mbit/s with a 100-packet queue.
+func LossyLink() *impair.Config {
+	return &impair.Config{Seed: 1, Loss: 0.01, Delay: 5 * time.Millisecond, Rate: 100_000_000 / 8, QueueLimit: 100}
+}
+
+// CPUTime is the CPU time, user and system, the process has used so far.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -20,8 +20,33 @@ func BenchmarkBulk(b *testing.B) {
 				defer p.Close()
 				b.SetBytes(chunk)
 				b.ResetTimer()
+				cpu := CPUTime()
 				if err := p.Bulk(b.N*chunk, chunk); err != nil {
 					b.Fatal(err)
+				}
+				b.ReportMetric((CPUTime()-cpu).Seconds()/(float64(b.N*chunk)/1e9), "cpu-s/GB")
+			})
+		}
+	}
+}
+
+// BenchmarkLossyBulk is goodput on LossyLink, for each congestion
+// control, against gVisor's TCP with SACK and RACK.
+func BenchmarkLossyBulk(b *testing.B) {
+	const total = 8 << 20
+	for _, ccName := range []string{"newreno", "cubic"} {
+		for _, impl := range []string{TCPExt, GVisor} {
+			b.Run(fmt.Sprintf("%s/%s", impl, ccName), func(b *testing.B) {
+				p, err := NewPairWith(impl, Options{MTU: 1500, CongestionControl: ccName, Impair: LossyLink()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				b.SetBytes(total)
+				for range b.N {
+					if err := p.Bulk(total, 64<<10); err != nil {
+						b.Fatal(err)
+					}
 				}
 			})
 		}
