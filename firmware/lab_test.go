@@ -21,10 +21,32 @@ import (
 // labMSL is tcp.msl in the lab tests: short, so TIME-WAIT ends quickly.
 const labMSL = time.Second
 
-// TestLabAgainstLinux runs the firmware in the netns lab and talks to it
-// from Linux's own TCP with nc, as a user would.
+// labDrivers are the NIC drivers the lab suite runs over.
+var labDrivers = []string{"afpacket", "afxdp"}
+
+// driverEnv sets nic.driver for a lab's firmware.
+func driverEnv(driver string) []string { return []string{"SYNFIN_NIC_DRIVER=" + driver} }
+
+// TestLabAgainstLinux runs the firmware in the netns lab over each NIC
+// driver and talks to it from Linux's own TCP with nc, as a user would.
 func TestLabAgainstLinux(t *testing.T) {
-	lab := startLab(t, labnet.Options{MSL: labMSL}, "nc")
+	for _, driver := range labDrivers {
+		t.Run(driver, func(t *testing.T) { testLabAgainstLinux(t, driver) })
+	}
+}
+
+func testLabAgainstLinux(t *testing.T, driver string) {
+	lab := startLab(t, labnet.Options{MSL: labMSL, Env: driverEnv(driver)}, "nc")
+
+	t.Run("driver in show interfaces", func(t *testing.T) {
+		ifc := showInterface(t, lab)
+		if ifc.Driver != driver || ifc.Stats.Driver != driver {
+			t.Fatalf("show interfaces: driver %q (stats %q), want %q", ifc.Driver, ifc.Stats.Driver, driver)
+		}
+		if !ifc.Stats.Link.Up {
+			t.Fatalf("show interfaces: link not up: %+v", ifc.Stats.Link)
+		}
+	})
 
 	t.Run("echo 1 MiB", func(t *testing.T) {
 		in := make([]byte, 1<<20)
@@ -158,6 +180,14 @@ func TestLabAgainstLinux(t *testing.T) {
 // if it failed.
 func startLab(t *testing.T, opts labnet.Options, tools ...string) *labnet.Lab {
 	t.Helper()
+	lab, _ := startLabWithPath(t, opts, tools...)
+	return lab
+}
+
+// startLabWithPath is startLab that also returns the firmware binary's
+// path, for a test that starts the firmware again itself.
+func startLabWithPath(t *testing.T, opts labnet.Options, tools ...string) (*labnet.Lab, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the lab creates network namespaces and raw sockets")
 	}
@@ -182,7 +212,7 @@ func startLab(t *testing.T, opts labnet.Options, tools ...string) *labnet.Lab {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	return lab
+	return lab, opts.FirmwarePath
 }
 
 // run runs cmd with a deadline and returns its stdout.
