@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 FIRMWARE  := $(BIN)/firmware
 LAB       := $(BIN)/lab
-DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables tshark
+DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables tshark openssh-client
 
 .PHONY: all deps build demo test unit fuzz cross vet fmt-check deps-check clean lab-down
 
@@ -17,6 +17,7 @@ deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo ">> apt-get install$$missing"; \
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
@@ -41,15 +42,17 @@ test: deps fmt-check vet deps-check cross unit fuzz
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# fuzz runs each fuzz target for FUZZTIME; go test takes one -fuzz target
-# per invocation. Minimizing a new corpus entry may take up to 60 s by
-# default, which would eat the whole budget, so it is bounded too.
+# fuzz runs each fuzz target, given as PACKAGE:TARGET, for FUZZTIME; go
+# test takes one -fuzz target per invocation. Minimizing a new corpus entry
+# may take up to 60 s by default, which would eat the whole budget, so it
+# is bounded too.
 FUZZTIME     ?= 15s
-FUZZ_TARGETS := FuzzParseSegment FuzzEndpoint
+FUZZ_TARGETS := tcpext:FuzzParseSegment tcpext:FuzzEndpoint mgmt:FuzzShell
 fuzz:
-	@set -e; for f in $(FUZZ_TARGETS); do \
-		echo ">> fuzz $$f for $(FUZZTIME)"; \
-		$(GO) test ./tcpext -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; f=$${t#*:}; \
+		echo ">> fuzz $$pkg $$f for $(FUZZTIME)"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
 	done
 
 vet:

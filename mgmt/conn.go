@@ -40,7 +40,7 @@ func (c *idleConn) check() {
 		c.timer.Reset(c.timeout - idle)
 		return
 	}
-	c.log.Info("ssh: closing idle connection", "remote", c.RemoteAddr().String(), "idle", idle.Round(time.Second))
+	c.log.Info("ssh: closing idle connection", "remote", c.RemoteAddr().String(), "idle", idle.Round(time.Millisecond))
 	c.Close()
 }
 

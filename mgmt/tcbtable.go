@@ -123,7 +123,8 @@ func (f tcbFilter) match(t tcpext.TCBInfo) bool {
 	if len(f.states) > 0 && !slices.Contains(f.states, t.State) {
 		return false
 	}
-	local, _ := netip.ParseAddrPort(t.Local)
+	// parseEndpoint reads a listener's "*:22" as 0.0.0.0:22.
+	local := parseEndpoint(t.Local)
 	remote, remoteErr := netip.ParseAddrPort(t.Remote)
 	if f.port != 0 && local.Port() != f.port && remote.Port() != f.port {
 		return false
