@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -29,7 +31,8 @@ const nicID tcpip.NICID = 1
 
 // runFirmware brings the firmware up on cfg, prints the ready line to ready,
 // and runs until ctx is done; it then tears everything down in reverse.
-func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, ready io.Writer) error {
+// shellOpts are added to the management shell's options.
+func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, ready io.Writer, shellOpts ...mgmt.Option) error {
 	link, err := nic.Open(nic.Config{Interface: cfg.NIC.Interface, Driver: cfg.NIC.Driver, MTU: cfg.NIC.MTU})
 	if err != nil {
 		return err
@@ -77,16 +80,15 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 			return fmt.Errorf("service %s: %w", svc.name, err)
 		}
 		l := log.With("service", svc.name, "port", svc.port)
-		wg.Go(func() {
-			if err := services.Serve(ctx, ln, svc.handler, l); err != nil {
-				l.Error("service stopped", "err", err)
-			}
-		})
+		relisten := func() (net.Listener, error) {
+			return stacknet.ListenTCP(s, tcpip.FullAddress{Port: svc.port}, ipv4.ProtocolNumber)
+		}
+		wg.Go(func() { serveSupervised(ctx, ln, relisten, svc.handler, l) })
 		l.Info("service listening")
 	}
 
 	proto := tcpext.ProtocolOf(s)
-	shell := mgmt.NewShell(proto,
+	shell := mgmt.NewShell(proto, slices.Concat([]mgmt.Option{
 		mgmt.WithTCPControl(tcpControl{Protocol: proto, stack: s}),
 		mgmt.WithConfig(cfg),
 		mgmt.WithInterfaces(func() []mgmt.Interface {
@@ -102,7 +104,7 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 		mgmt.WithDumps(proto),
 		mgmt.WithCapture(linkCapture{link}),
 		mgmt.WithLogger(log),
-	)
+	}, shellOpts)...)
 	startSSH(ctx, &wg, cfg.Mgmt.SSH, s, shell, log)
 	srv, err := mgmt.Listen(cfg.Mgmt.Socket, shell, log)
 	if err != nil {

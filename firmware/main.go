@@ -11,6 +11,12 @@
 // namespace, until SIGINT or SIGTERM. Without --config it runs on defaults and
 // SYNFIN_* environment variables alone.
 //
+// Started by the kernel as PID 1 (the /init of the boot images), it is the
+// machine's init as well: it mounts the API file systems, loads the board's
+// kernel modules, mounts /perm, reads its config from /perm/synfin.yaml,
+// supervises the firmware, offers the shell on the console and handles
+// reboot and power-off; see board/README.md.
+//
 // The second is the client of a running firmware's management socket. With -c
 // it runs one command, prints its output and exits with the command's status
 // (0 ok, 1 failed, 2 usage error); without, it reads commands from stdin
@@ -46,6 +52,9 @@ const (
 const defaultSocket = "/run/synfin/mgmt.sock"
 
 func main() {
+	if os.Getpid() == 1 {
+		runInit() // never returns
+	}
 	os.Exit(runCLI(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

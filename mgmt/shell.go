@@ -73,6 +73,7 @@ type Shell struct {
 	capture    Capturer
 	dumps      DumpSource
 	log        *slog.Logger
+	power      func(PowerAction) error
 }
 
 // Option configures a Shell.
@@ -226,6 +227,16 @@ func init() {
 			help:  "stop the capture and say what it wrote",
 			flags: []string{"--json"},
 			run:   (*Shell).captureStop,
+		},
+		{
+			words: []string{"reboot"},
+			help:  "restart the box (when the firmware is its init)",
+			run:   powerCommand(Reboot),
+		},
+		{
+			words: []string{"poweroff"},
+			help:  "power the box off (when the firmware is its init)",
+			run:   powerCommand(PowerOff),
 		},
 	}
 }

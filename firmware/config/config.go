@@ -27,7 +27,8 @@ const EnvPrefix = "SYNFIN"
 
 // Config is the validated firmware configuration.
 type Config struct {
-	// Board is the board profile: host, qemu-virt, rpi3, rpi4 or rpi5.
+	// Board is the board profile: host, qemu-virt, rpi3, rpi4 or rpi5, or
+	// auto to detect it from the device tree.
 	Board    string
 	NIC      NIC
 	Net      Net
@@ -171,7 +172,7 @@ type field struct {
 }
 
 var fields = []field{
-	oneOf("board", "host", func(c *Config) *string { return &c.Board }, "host", "qemu-virt", "rpi3", "rpi4", "rpi5"),
+	oneOf("board", "host", func(c *Config) *string { return &c.Board }, "host", "qemu-virt", "rpi3", "rpi4", "rpi5", "auto"),
 
 	text("nic.interface", "veth-dut", func(c *Config) *string { return &c.NIC.Interface }),
 	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp", "auto"),
@@ -412,6 +413,18 @@ func duration(key, def string, positive bool, p func(*Config) *time.Duration) fi
 // SYNFIN_* environment and the defaults, and validates the result. The error
 // names every offending key, one per line, as "config: KEY: problem".
 func Load(path string) (*Config, error) {
+	return LoadDefaults(path, nil)
+}
+
+// LoadDefaults is Load with some keys' defaults replaced, as a board profile
+// does: defaults maps a key to its default in config-file syntax. The file
+// and the environment still override them.
+func LoadDefaults(path string, defaults map[string]string) (*Config, error) {
+	for key := range defaults {
+		if !slices.ContainsFunc(fields, func(f field) bool { return f.key == key }) {
+			return nil, keyError(key, errors.New("default for an unknown key"))
+		}
+	}
 	var data []byte
 	if path != "" {
 		var err error
@@ -435,7 +448,11 @@ func Load(path string) (*Config, error) {
 	for _, f := range fields {
 		// A default makes viper consult the environment for the key even
 		// when the file lacks it.
-		v.SetDefault(f.key, f.def)
+		def, ok := defaults[f.key]
+		if !ok {
+			def = f.def
+		}
+		v.SetDefault(f.key, def)
 	}
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)

@@ -310,3 +310,40 @@ func TestMarshalJSONIsConfigShaped(t *testing.T) {
 		t.Errorf("tcp.msl renders as %v, want \"1s\"", got)
 	}
 }
+
+func TestLoadDefaults(t *testing.T) {
+	cleanEnv(t)
+	board := map[string]string{"nic.interface": "eth0", "net.address": "10.0.2.15/24", "net.gateway": "10.0.2.2"}
+	c, err := LoadDefaults("", board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NIC.Interface != "eth0" || c.Net.Address != netip.MustParsePrefix("10.0.2.15/24") || c.Net.Gateway != netip.MustParseAddr("10.0.2.2") {
+		t.Errorf("board defaults not applied: nic %+v net %+v", c.NIC, c.Net)
+	}
+
+	// The file and the environment still win over a board's defaults.
+	t.Setenv("SYNFIN_NET_GATEWAY", "10.9.0.1")
+	c, err = LoadDefaults(writeConfig(t, "net:\n  address: 10.9.0.2/16\n"), board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NIC.Interface != "eth0" || c.Net.Address != netip.MustParsePrefix("10.9.0.2/16") || c.Net.Gateway != netip.MustParseAddr("10.9.0.1") {
+		t.Errorf("file and environment should override board defaults: nic %+v net %+v", c.NIC, c.Net)
+	}
+
+	if _, err := LoadDefaults("", map[string]string{"nic.colour": "red"}); err == nil || !strings.Contains(err.Error(), "nic.colour") {
+		t.Errorf("LoadDefaults with an unknown key = %v, want it named", err)
+	}
+}
+
+func TestBoardAuto(t *testing.T) {
+	cleanEnv(t)
+	c, err := Load(writeConfig(t, "board: auto\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Board != "auto" {
+		t.Errorf("board = %q, want auto", c.Board)
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/synfin/synfin/board"
+	"github.com/synfin/synfin/firmware/config"
+)
+
+const (
+	// permDir holds what survives a reboot: the config, the SSH host key
+	// and the authorized keys.
+	permDir = "/perm"
+	// permConfig is the config file on /perm.
+	permConfig = permDir + "/synfin.yaml"
+	// permDeviceWait bounds the wait for the /perm block device, which
+	// appears once its driver has probed.
+	permDeviceWait = 10 * time.Second
+)
+
+// mountPerm mounts the board's /perm device (ext4). Without one, or if it
+// cannot be mounted, /perm is a tmpfs: the box still comes up, but forgets
+// on reboot what it writes there, and the console says so.
+func mountPerm(log *slog.Logger, dev string) {
+	if err := os.MkdirAll(permDir, 0o700); err != nil {
+		log.Error("perm", "err", err)
+		return
+	}
+	err := errors.New("the board has no /perm device")
+	if dev != "" {
+		if err = waitForPath(dev, permDeviceWait); err == nil {
+			err = unix.Mount(dev, permDir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		}
+	}
+	if err == nil {
+		log.Info("perm mounted", "device", dev, "path", permDir)
+		return
+	}
+	log.Warn("PERM NOT MOUNTED: config and keys will not survive a reboot", "device", dev, "err", err)
+	if err := unix.Mount("tmpfs", permDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		log.Error("perm tmpfs", "err", err)
+	}
+}
+
+// loadInitConfig loads /perm/synfin.yaml over the board's defaults. A
+// missing or bad file gives the built-in defaults, which still bring the
+// management shell up; the console says which it was.
+func loadInitConfig(log *slog.Logger, prof *board.Profile) *config.Config {
+	defaults := map[string]string{"board": prof.Name}
+	for k, v := range prof.Defaults {
+		defaults[k] = v
+	}
+	cfg, err := config.LoadDefaults(permConfig, defaults)
+	switch {
+	case err == nil:
+		log.Info("config loaded", "path", permConfig)
+		if cfg.Board != prof.Name && cfg.Board != board.Auto {
+			log.Warn("config names another board; the booted one's profile is in use",
+				"config", cfg.Board, "booted", prof.Name)
+		}
+		cfg.Board = prof.Name
+		return cfg
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("NO CONFIG: using built-in defaults", "path", permConfig)
+	default:
+		log.Error("BAD CONFIG: using built-in defaults", "path", permConfig, "err", err)
+	}
+	cfg, err = config.LoadDefaults("", defaults)
+	if err != nil {
+		// Only the environment (kernel command line words like
+		// SYNFIN_X=y) can make the defaults fail; drop it.
+		log.Error("bad SYNFIN_* settings on the kernel command line; ignoring them", "err", err)
+		for _, kv := range os.Environ() {
+			if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, config.EnvPrefix+"_") {
+				os.Unsetenv(name)
+			}
+		}
+		if cfg, err = config.LoadDefaults("", defaults); err != nil {
+			// The board's own defaults are wrong: a programming error.
+			panic(err)
+		}
+	}
+	return cfg
+}
