@@ -21,27 +21,37 @@ import (
 // labMSL is tcp.msl in the lab tests: short, so TIME-WAIT ends quickly.
 const labMSL = time.Second
 
-// labDrivers are the NIC drivers the lab suite runs over.
+// labDrivers are the NIC drivers the lab tests run over; on the lab's veth
+// AF_XDP runs its XDP program in native mode.
 var labDrivers = []string{"afpacket", "afxdp"}
 
 // driverEnv sets nic.driver for a lab's firmware.
 func driverEnv(driver string) []string { return []string{"SYNFIN_NIC_DRIVER=" + driver} }
 
 // TestLabAgainstLinux runs the firmware in the netns lab over each NIC
-// driver and talks to it from Linux's own TCP with nc, as a user would.
+// driver, AF_XDP in both its modes, and talks to it from Linux's own TCP
+// with nc, as a user would.
 func TestLabAgainstLinux(t *testing.T) {
-	for _, driver := range labDrivers {
-		t.Run(driver, func(t *testing.T) { testLabAgainstLinux(t, driver) })
+	for _, tc := range []struct{ name, driver, xdpMode string }{
+		{"afpacket", "afpacket", ""},
+		{"afxdp-native", "afxdp", "native"},
+		{"afxdp-generic", "afxdp", "generic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testLabAgainstLinux(t, tc.driver, tc.xdpMode) })
 	}
 }
 
-func testLabAgainstLinux(t *testing.T, driver string) {
-	lab := startLab(t, labnet.Options{MSL: labMSL, Env: driverEnv(driver)}, "nc")
+func testLabAgainstLinux(t *testing.T, driver, xdpMode string) {
+	env := driverEnv(driver)
+	if xdpMode != "" {
+		env = append(env, "SYNFIN_NIC_XDP_MODE="+xdpMode)
+	}
+	lab := startLab(t, labnet.Options{MSL: labMSL, Env: env}, "nc")
 
 	t.Run("driver in show interfaces", func(t *testing.T) {
 		ifc := showInterface(t, lab)
-		if ifc.Driver != driver || ifc.Stats.Driver != driver {
-			t.Fatalf("show interfaces: driver %q (stats %q), want %q", ifc.Driver, ifc.Stats.Driver, driver)
+		if ifc.Driver != driver || ifc.Stats.Driver != driver || ifc.Stats.Mode != xdpMode {
+			t.Fatalf("show interfaces: driver %q (stats %q, mode %q), want %q mode %q", ifc.Driver, ifc.Stats.Driver, ifc.Stats.Mode, driver, xdpMode)
 		}
 		if !ifc.Stats.Link.Up {
 			t.Fatalf("show interfaces: link not up: %+v", ifc.Stats.Link)

@@ -53,6 +53,10 @@ type afxdp struct {
 	prog *ebpf.Program
 	xsks *ebpf.Map
 	flag int // the XDP attach flag of mode
+	// multiBuffer is set when the socket takes frames in pieces
+	// (XDP_USE_SG); partial collects the pieces of one frame.
+	multiBuffer bool
+	partial     []byte
 
 	file *os.File
 	conn syscall.RawConn
@@ -61,6 +65,11 @@ type afxdp struct {
 
 	txMu   sync.Mutex
 	closed atomic.Bool
+	// kicks wakes the kicker, which has the kernel send what the TX ring
+	// holds; done stops it.
+	kicks  chan struct{}
+	done   chan struct{}
+	kicker sync.WaitGroup
 
 	rxFrames, rxBytes           atomic.Uint64
 	txFrames, txBytes, txErrors atomic.Uint64
@@ -73,7 +82,8 @@ type afxdp struct {
 // openAFXDP opens an AF_XDP socket on the interface and attaches the XDP
 // program that feeds it, in native mode where the driver has it and in
 // generic mode otherwise. Its error says why AF_XDP cannot work here.
-func openAFXDP(attrs *netlink.LinkAttrs) (*afxdp, error) {
+func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
+	// Transmitted frames must fit one UMEM frame.
 	if max := xdpFrameSize - xdpHeadroom - header.EthernetMinimumSize - vlanTagLen; attrs.MTU > max {
 		return nil, fmt.Errorf("AF_XDP: MTU %d is larger than the %d its UMEM frames hold", attrs.MTU, max)
 	}
@@ -92,6 +102,38 @@ func openAFXDP(attrs *netlink.LinkAttrs) (*afxdp, error) {
 		}
 	}()
 
+	x.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("AF_XDP: socket (kernel without CONFIG_XDP_SOCKETS?): %w", err)
+	}
+	x.cb, err = xdp.NewFromSocket(x.fd, uint32(attrs.Index), 0, xdp.Opts{
+		NFrames:      xdpFrames,
+		FrameSize:    xdpFrameSize,
+		NDescriptors: xdpRingSize,
+	})
+	if err != nil {
+		unix.Close(x.fd)
+		x.fd = -1
+		return nil, fmt.Errorf("AF_XDP: %w", err)
+	}
+	// Multi-buffer receive (Linux 6.6) takes a frame larger than a UMEM
+	// frame in pieces. A veth then keeps handing over its peer's TSO
+	// super-segments whole, as it does to AF_PACKET, instead of making
+	// the peer cut them to the MTU; without it the program must say it
+	// cannot take them.
+	bind := func(flags uint16) error {
+		return unix.Bind(x.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(attrs.Index)})
+	}
+	var progFlags uint32
+	// Without XDP_USE_NEED_WAKEUP the ring code never makes a system call
+	// of its own; the kicker goroutine makes all of them.
+	if err := bind(unix.XDP_USE_SG); err == nil {
+		x.multiBuffer = true
+		progFlags = unix.BPF_F_XDP_HAS_FRAGS
+	} else if err := bind(0); err != nil {
+		return nil, fmt.Errorf("AF_XDP: bind to queue 0: %w", err)
+	}
+
 	x.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "synfin_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 1})
 	if err != nil {
 		return nil, fmt.Errorf("AF_XDP: create XSKMAP (is BPF available?): %w", err)
@@ -99,28 +141,12 @@ func openAFXDP(attrs *netlink.LinkAttrs) (*afxdp, error) {
 	x.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         xdpProgName,
 		Type:         ebpf.XDP,
+		Flags:        progFlags,
 		License:      "Dual MIT/GPL",
 		Instructions: xdpProgram(attrs.HardwareAddr, x.xsks.FD()),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("AF_XDP: load XDP program: %w", err)
-	}
-
-	x.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("AF_XDP: socket (kernel without CONFIG_XDP_SOCKETS?): %w", err)
-	}
-	x.cb, err = xdp.NewFromSocket(x.fd, uint32(attrs.Index), 0, xdp.Opts{
-		NFrames:       xdpFrames,
-		FrameSize:     xdpFrameSize,
-		NDescriptors:  xdpRingSize,
-		Bind:          true,
-		UseNeedWakeup: true,
-	})
-	if err != nil {
-		unix.Close(x.fd)
-		x.fd = -1
-		return nil, fmt.Errorf("AF_XDP: %w", err)
 	}
 	x.file = os.NewFile(uintptr(x.fd), fmt.Sprintf("afxdp:%d", attrs.Index))
 	if x.conn, err = x.file.SyscallConn(); err != nil {
@@ -133,18 +159,44 @@ func openAFXDP(attrs *netlink.LinkAttrs) (*afxdp, error) {
 		return nil, fmt.Errorf("AF_XDP: register the socket in the XSKMAP: %w", err)
 	}
 
-	// Native mode runs the program in the NIC driver; drivers without XDP
-	// support get the generic (socket buffer) mode.
-	nerr := netlink.LinkSetXdpFdWithFlags(link, x.prog.FD(), unix.XDP_FLAGS_DRV_MODE|unix.XDP_FLAGS_UPDATE_IF_NOEXIST)
-	x.mode, x.flag = "native", unix.XDP_FLAGS_DRV_MODE
-	if nerr != nil {
-		if gerr := netlink.LinkSetXdpFdWithFlags(link, x.prog.FD(), unix.XDP_FLAGS_SKB_MODE|unix.XDP_FLAGS_UPDATE_IF_NOEXIST); gerr != nil {
-			return nil, fmt.Errorf("AF_XDP: attach XDP program: native mode: %v; generic mode: %w", nerr, gerr)
-		}
-		x.mode, x.flag = "generic", unix.XDP_FLAGS_SKB_MODE
+	if err := x.attach(mode); err != nil {
+		return nil, err
 	}
+	x.kicks, x.done = make(chan struct{}, 1), make(chan struct{})
+	x.kicker.Add(1)
+	go x.runKicker()
 	ok = true
 	return x, nil
+}
+
+// attach attaches the program in mode (an XDPMode): native runs it in the
+// NIC driver, generic on socket buffers; auto tries native first, for
+// drivers without XDP support fall back on generic.
+func (x *afxdp) attach(mode string) error {
+	try := func(flag int, name string) error {
+		err := netlink.LinkSetXdpFdWithFlags(x.link, x.prog.FD(), flag|unix.XDP_FLAGS_UPDATE_IF_NOEXIST)
+		if err == nil {
+			x.mode, x.flag = name, flag
+		}
+		return err
+	}
+	switch mode {
+	case XDPModeNative:
+		if err := try(unix.XDP_FLAGS_DRV_MODE, XDPModeNative); err != nil {
+			return fmt.Errorf("AF_XDP: attach XDP program in native mode: %w", err)
+		}
+	case XDPModeGeneric:
+		if err := try(unix.XDP_FLAGS_SKB_MODE, XDPModeGeneric); err != nil {
+			return fmt.Errorf("AF_XDP: attach XDP program in generic mode: %w", err)
+		}
+	default:
+		if nerr := try(unix.XDP_FLAGS_DRV_MODE, XDPModeNative); nerr != nil {
+			if gerr := try(unix.XDP_FLAGS_SKB_MODE, XDPModeGeneric); gerr != nil {
+				return fmt.Errorf("AF_XDP: attach XDP program: native mode: %v; generic mode: %w", nerr, gerr)
+			}
+		}
+	}
+	return nil
 }
 
 // rxQueues counts the interface's receive queues in sysfs; 0 if it cannot
@@ -209,10 +261,18 @@ func (x *afxdp) run(rx func([]byte), _ func()) {
 		for i := range n {
 			desc := x.cb.RX.Get(idx + i)
 			frame := x.cb.UMEM.Get(desc)
+			if desc.Options&unix.XDP_PKT_CONTD != 0 || len(x.partial) > 0 {
+				x.partial = append(x.partial, frame...)
+				if desc.Options&unix.XDP_PKT_CONTD != 0 {
+					continue
+				}
+				frame = x.partial
+			}
 			x.rxFrames.Add(1)
 			x.rxBytes.Add(uint64(len(frame)))
 			fixPartialChecksum(frame)
 			rx(frame)
+			x.partial = x.partial[:0]
 		}
 		x.cb.UMEM.Lock()
 		for i := range n {
@@ -269,7 +329,10 @@ func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			sent += int(n)
 			idle = 0
 		}
-		x.kick()
+		select {
+		case x.kicks <- struct{}{}:
+		default:
+		}
 		if n == 0 {
 			// Ring or UMEM full: the kernel frees frames as the copies
 			// it made leave; give it a moment.
@@ -282,6 +345,21 @@ func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 		}
 	}
 	return sent, nil
+}
+
+// runKicker kicks the kernel whenever write asks for it. Writers do not
+// make the system call themselves: while the kicker is in it, further
+// frames pile up on the ring and go out with the next kick.
+func (x *afxdp) runKicker() {
+	defer x.kicker.Done()
+	for {
+		select {
+		case <-x.kicks:
+			x.kick()
+		case <-x.done:
+			return
+		}
+	}
 }
 
 // kick makes the kernel work through the TX ring. In copy mode it sends
@@ -328,6 +406,8 @@ func (x *afxdp) rings() []RingStats {
 func (x *afxdp) close() error {
 	x.closeOnce.Do(func() {
 		x.closed.Store(true)
+		close(x.done)
+		x.kicker.Wait()
 		x.closeErr = x.release()
 	})
 	return x.closeErr

@@ -17,6 +17,6 @@ type afxdp struct {
 }
 
 // openAFXDP says why AF_XDP is not available on this architecture.
-func openAFXDP(*netlink.LinkAttrs) (*afxdp, error) {
+func openAFXDP(*netlink.LinkAttrs, string) (*afxdp, error) {
 	return nil, fmt.Errorf("AF_XDP: not supported on GOARCH=%s (the driver's UMEM and ring code is 64-bit only)", runtime.GOARCH)
 }

@@ -54,6 +54,11 @@ func Open(cfg Config) (*Link, error) {
 	default:
 		return nil, fmt.Errorf("nic: unknown driver %q (want %q, %q or %q)", cfg.Driver, DriverAFPacket, DriverAFXDP, DriverAuto)
 	}
+	switch cfg.XDPMode {
+	case "", XDPModeAuto, XDPModeNative, XDPModeGeneric:
+	default:
+		return nil, fmt.Errorf("nic: unknown XDP mode %q (want %q, %q or %q)", cfg.XDPMode, XDPModeAuto, XDPModeNative, XDPModeGeneric)
+	}
 	attrs, notices, err := setUp(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("nic: interface %q: %w", cfg.Interface, err)
@@ -83,11 +88,11 @@ func Open(cfg Config) (*Link, error) {
 		l.driver = DriverAFPacket
 	case DriverAFXDP:
 		var x *afxdp
-		if x, err = openAFXDP(attrs); err == nil {
+		if x, err = openAFXDP(attrs, cfg.XDPMode); err == nil {
 			p, l.driver, l.mode = x, DriverAFXDP, x.mode
 		}
 	case DriverAuto:
-		x, xerr := openAFXDP(attrs)
+		x, xerr := openAFXDP(attrs, cfg.XDPMode)
 		if xerr == nil {
 			p, l.driver, l.mode = x, DriverAFXDP, x.mode
 			break

@@ -168,22 +168,34 @@ func newStack(t *testing.T, l *Link) *stack.Stack {
 
 func stackIP() tcpip.Address { return tcpip.AddrFrom4Slice(net.ParseIP(stackAddr).To4()) }
 
-// drivers are the drivers the tests run over.
-var drivers = []string{DriverAFPacket, DriverAFXDP}
+// driverConfigs are the drivers (and XDP modes) the tests run over.
+var driverConfigs = []Config{
+	{Driver: DriverAFPacket},
+	{Driver: DriverAFXDP, XDPMode: XDPModeNative},
+	{Driver: DriverAFXDP, XDPMode: XDPModeGeneric},
+}
+
+func driverName(c Config) string {
+	if c.XDPMode == "" {
+		return c.Driver
+	}
+	return c.Driver + "-" + c.XDPMode
+}
 
 func TestLinkWithLinuxPeer(t *testing.T) {
-	for _, driver := range drivers {
-		t.Run(driver, func(t *testing.T) { testLinkWithLinuxPeer(t, driver) })
+	for _, c := range driverConfigs {
+		t.Run(driverName(c), func(t *testing.T) { testLinkWithLinuxPeer(t, c) })
 	}
 }
 
-func testLinkWithLinuxPeer(t *testing.T, driver string) {
+func testLinkWithLinuxPeer(t *testing.T, cfg Config) {
 	p := newVethPair(t)
 
 	var l *Link
 	err := inNamespace(t, p.dutNSh, func() error {
 		var err error
-		l, err = Open(Config{Interface: p.dutIf, MTU: testMTU, Driver: driver})
+		cfg.Interface, cfg.MTU = p.dutIf, testMTU
+		l, err = Open(cfg)
 		return err
 	})
 	if err != nil {

@@ -32,9 +32,26 @@ type Config struct {
 	// Driver is DriverAFPacket (the default when empty), DriverAFXDP or
 	// DriverAuto.
 	Driver string
+	// XDPMode is where the AF_XDP driver's XDP program runs: XDPModeAuto
+	// (the default when empty), XDPModeNative or XDPModeGeneric.
+	XDPMode string
 	// MTU is the link MTU to set; 0 keeps the link's current MTU.
 	MTU uint32
 }
+
+// XDP modes accepted in Config.XDPMode.
+const (
+	// XDPModeAuto runs the program in the NIC driver where the driver
+	// supports XDP, and on socket buffers otherwise.
+	XDPModeAuto = "auto"
+	// XDPModeNative runs it in the NIC driver, or fails.
+	XDPModeNative = "native"
+	// XDPModeGeneric runs it on socket buffers, after the driver. On a
+	// veth it is the faster mode: native XDP on a veth makes its peer
+	// cut TSO super-segments down to the MTU before sending, while the
+	// generic mode takes them whole.
+	XDPModeGeneric = "generic"
+)
 
 // Stats are a Link's counters since Open.
 type Stats struct {

@@ -39,7 +39,7 @@ import (
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each direction runs")
 	firmware := flag.String("firmware", "", "firmware binary (default: build ./firmware)")
-	drivers := flag.String("drivers", "afpacket,afxdp", "comma-separated NIC drivers to measure")
+	drivers := flag.String("drivers", "afpacket,afxdp:native,afxdp:generic", "comma-separated NIC drivers to measure, AF_XDP as afxdp:MODE")
 	flag.Parse()
 	if err := run(*duration, *firmware, strings.Split(*drivers, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "nicbench:", err)
@@ -71,7 +71,8 @@ func run(d time.Duration, firmware string, drivers []string) error {
 	}
 	var results []result
 	for _, drv := range drivers {
-		r, err := benchFirmware(firmware, drv, d)
+		driver, mode, _ := strings.Cut(drv, ":")
+		r, err := benchFirmware(firmware, driver, mode, d)
 		if err != nil {
 			return fmt.Errorf("%s: %w", drv, err)
 		}
@@ -86,9 +87,14 @@ func run(d time.Duration, firmware string, drivers []string) error {
 	return nil
 }
 
-// benchFirmware runs the firmware with driver in the lab and measures it.
-func benchFirmware(firmware, driver string, d time.Duration) (result, error) {
-	lab, err := labnet.Up(labnet.Options{FirmwarePath: firmware, Env: []string{"SYNFIN_NIC_DRIVER=" + driver}})
+// benchFirmware runs the firmware with driver (and XDP mode) in the lab
+// and measures it.
+func benchFirmware(firmware, driver, xdpMode string, d time.Duration) (result, error) {
+	env := []string{"SYNFIN_NIC_DRIVER=" + driver}
+	if xdpMode != "" {
+		env = append(env, "SYNFIN_NIC_XDP_MODE="+xdpMode)
+	}
+	lab, err := labnet.Up(labnet.Options{FirmwarePath: firmware, Env: env})
 	if err != nil {
 		return result{}, err
 	}
