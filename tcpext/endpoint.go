@@ -94,6 +94,8 @@ type endpoint struct {
 	sndBuf    byteQueue
 	sndBufSeq seqnum.Value
 	sndBufMax int
+	// sndBufFixed: SO_SNDBUF was set, so the send buffer is not tuned.
+	sndBufFixed bool
 	// Urgent pointers (RFC 9293 section 3.8.5, RFC 6093), valid while the
 	// flags are set.
 	sndUp, rcvUp         seqnum.Value
@@ -106,6 +108,7 @@ type endpoint struct {
 	ooo       []oooSegment // out-of-order data, sorted by sequence
 	oooBytes  int
 	rcvBufMax int
+	rcvTune   rcvTuning
 	rcvShut   bool // the application shut down reading
 	closed    bool // the application called Close
 	hardError tcpip.Error
@@ -131,6 +134,12 @@ type endpoint struct {
 	maxSndWnd     int          // largest window the peer offered
 	timeWaitTimer timer
 	finWait2Timer timer
+
+	// tickMono and tickWall are the clock reading of the current locked
+	// section, valid while ticking (clock.go).
+	tickMono tcpip.MonotonicTime
+	tickWall time.Time
+	ticking  bool
 
 	counters Counters
 	history  []HistoryItem
@@ -178,6 +187,7 @@ type outPacket struct {
 func (e *endpoint) unlock() {
 	out, ev, orphans := e.out, e.events, e.orphans
 	e.out, e.events, e.orphans = nil, 0, nil
+	e.ticking = false
 	e.mu.Unlock()
 	for _, o := range out {
 		e.proto.write(o.r, o.pkt)
@@ -283,6 +293,7 @@ func (e *endpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.
 func (e *endpoint) write(p tcpip.Payloader, urgent bool) (int64, tcpip.Error) {
 	e.mu.Lock()
 	defer e.unlock()
+	e.startTick()
 	switch {
 	case e.hardError != nil:
 		return 0, e.hardError

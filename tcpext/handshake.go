@@ -74,7 +74,7 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	e.nicID = r.NICID()
 	e.initSend(e.proto.isn(id))
 	e.rcvMSS = mssFor(r.MTU())
-	e.rcvWScale = wscaleFor(e.rcvBufMax)
+	e.rcvWScale = e.rcvWScaleWanted()
 	e.tsOffset = e.proto.tupleHash(id, true) ^ e.proto.tupleHash(id, false)
 	e.proto.stats.ActiveOpens.Add(1)
 	e.setState(StateSynSent, cause)
@@ -150,7 +150,7 @@ func (e *endpoint) emitSYN(flags header.TCPFlags) {
 		e.proto.stats.Retransmits.Add(1)
 		e.synRetried = true
 	}
-	e.rtt.sent(e.iss, e.sndNxt, retransmit, e.stack.Clock().NowMonotonic())
+	e.rtt.sent(e.iss, e.sndNxt, retransmit, e.monoNow())
 	e.armRTO()
 }
 
@@ -182,7 +182,7 @@ func (e *endpoint) handleSynSent(seg *Segment) {
 	if ackOK {
 		e.sndUna = seg.Ack
 		e.sndWL2 = seg.Ack
-		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
+		e.rtt.acked(seg.Ack, e.monoNow(), e.tsRTT(seg))
 		e.established("SYN,ACK received")
 		e.sendACK()
 		// Data or FIN riding on the SYN,ACK continue at the sixth step.

@@ -44,6 +44,7 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 		return
 	}
 	e.mu.Lock()
+	e.startTick()
 	e.counters.SegsIn++
 	e.counters.BytesIn += uint64(len(seg.Payload))
 	e.recordSegment(&seg, false, false)
@@ -136,7 +137,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 			return
 		}
 		e.sndUna = seg.Ack
-		e.rtt.acked(seg.Ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
+		e.rtt.acked(seg.Ack, e.monoNow(), e.tsRTT(seg))
 		e.updateWindow(seg)
 		e.established("ACK of SYN,ACK received")
 	} else if !e.processACK(seg) {
@@ -239,15 +240,16 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		if e.sndNxt.LessThan(ack) {
 			e.sndNxt = ack
 		}
-		e.rtt.acked(ack, e.stack.Clock().NowMonotonic(), e.tsRTT(seg))
+		e.rtt.acked(ack, e.monoNow(), e.tsRTT(seg))
 		e.sb.ack(ack)
 		e.rtt.backoff = 0
-		e.progress = e.stack.Clock().Now()
+		e.progress = e.wallNow()
 		if e.rec.active {
 			e.onRecoveryAck(int(acked))
 		} else {
 			e.rec.dupAcks = 0
 			e.cc.OnAck(int(acked), e.rtt.srtt, e.now())
+			e.tuneSend()
 		}
 		if e.sndUna == e.sndMax {
 			e.stopRTO()

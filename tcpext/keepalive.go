@@ -32,7 +32,7 @@ func (e *endpoint) OnKeepAliveSet(bool) {
 
 // heard notes that the peer is alive.
 func (e *endpoint) heard() {
-	e.ka.lastRecv = e.stack.Clock().Now()
+	e.ka.lastRecv = e.wallNow()
 	e.ka.probes = 0
 }
 
@@ -47,10 +47,10 @@ func (e *endpoint) armKeepalive() {
 	if e.ka.probes > 0 {
 		d = e.ka.interval
 	} else if !e.ka.lastRecv.IsZero() {
-		d -= e.stack.Clock().Now().Sub(e.ka.lastRecv)
+		d -= e.wallNow().Sub(e.ka.lastRecv)
 	}
 	d = max(d, time.Millisecond)
-	e.ka.timer.set(e.stack.Clock(), d, e.onKeepalive)
+	e.ka.timer.set(e.stack.Clock(), e.wallNow(), d, e.onKeepalive)
 }
 
 func (e *endpoint) stopKeepalive() { e.ka.timer.stop() }

@@ -194,7 +194,7 @@ func (e *endpoint) sendPending() {
 func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []byte) {
 	retransmit := seq.LessThan(e.sndMax)
 	if e.sndUna == e.sndMax {
-		e.progress = e.stack.Clock().Now()
+		e.progress = e.wallNow()
 	}
 	e.emit(flags, seq, payload, nil)
 	l := seqnum.Size(len(payload))
@@ -209,13 +209,14 @@ func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []b
 		e.counters.Retransmits++
 		e.proto.stats.Retransmits.Add(1)
 	}
-	e.rtt.sent(seq, e.sndNxt, retransmit, e.stack.Clock().NowMonotonic())
+	e.rtt.sent(seq, e.sndNxt, retransmit, e.monoNow())
 }
 
 // consumed removes n bytes the application read and, if that opened the
 // window enough, tells the peer at once (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) consumed(n int) {
 	e.rcvBuf.consume(n)
+	e.tuneReceive(n)
 	if !e.state.synchronized() || e.state.finReceived() {
 		return
 	}

@@ -158,7 +158,7 @@ func (r *recorder) ordered() []record {
 func (e *endpoint) record(kind recordKind) *record {
 	rec := e.flight.slot(e.proto.opts.RecorderEvents)
 	if rec != nil {
-		*rec = record{kind: kind, at: e.stack.Clock().NowMonotonic().Sub(e.proto.epoch).Nanoseconds()}
+		*rec = record{kind: kind, at: e.monoNow().Sub(e.proto.epoch).Nanoseconds()}
 	}
 	return rec
 }

@@ -29,7 +29,7 @@ type recovery struct {
 
 // now is the clock reading the congestion controllers use.
 func (e *endpoint) now() time.Duration {
-	return e.stack.Clock().NowMonotonic().Sub(e.proto.epoch)
+	return e.monoNow().Sub(e.proto.epoch)
 }
 
 // isDupAck is the duplicate ACK of RFC 5681 section 2, also counting an ACK
@@ -178,6 +178,6 @@ func (e *endpoint) retransmitAt(seq, limit seqnum.Value) seqnum.Value {
 	e.emit(flags, seq, e.sndBuf.bytes()[off:off+n], nil)
 	e.counters.Retransmits++
 	e.proto.stats.Retransmits.Add(1)
-	e.rtt.sent(seq, seq.Add(l), true, e.stack.Clock().NowMonotonic())
+	e.rtt.sent(seq, seq.Add(l), true, e.monoNow())
 	return seq.Add(l)
 }

@@ -51,6 +51,10 @@ type TCBInfo struct {
 	SendQueue int         `json:"send_queue"`
 	RecvQueue int         `json:"recv_queue"`
 	OOOQueue  int         `json:"ooo_queue"`
+	// SendBuffer and RecvBuffer are the buffers' current limits, which
+	// auto-tuning grows (autotune.go).
+	SendBuffer int `json:"send_buffer"`
+	RecvBuffer int `json:"recv_buffer"`
 
 	Counters Counters      `json:"counters"`
 	History  []HistoryItem `json:"history"`
@@ -135,6 +139,8 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 		SendQueue:     e.sndBuf.len(),
 		RecvQueue:     e.rcvBuf.len(),
 		OOOQueue:      e.oooBytes,
+		SendBuffer:    e.sndBufMax,
+		RecvBuffer:    e.rcvBufMax,
 		Counters:      e.counters,
 		History:       append([]HistoryItem(nil), e.history...),
 		Timers:        []TimerInfo{},

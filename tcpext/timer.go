@@ -15,9 +15,9 @@ type timer struct {
 	deadline time.Time
 }
 
-// set (re)starts the timer to call f after d.
-func (t *timer) set(clock tcpip.Clock, d time.Duration, f func()) {
-	t.deadline = clock.Now().Add(d)
+// set (re)starts the timer to call f after d from now, clock's reading.
+func (t *timer) set(clock tcpip.Clock, now time.Time, d time.Duration, f func()) {
+	t.deadline = now.Add(d)
 	if t.t == nil {
 		t.t = clock.AfterFunc(d, f)
 		return

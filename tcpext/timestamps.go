@@ -17,7 +17,7 @@ const pawsIdle = 24 * 24 * time.Hour
 // tsNow is our timestamp clock: milliseconds plus a per-connection offset,
 // so the clock's value leaks nothing (RFC 7323 section 5.4).
 func (e *endpoint) tsNow() uint32 {
-	ms := uint32(e.stack.Clock().NowMonotonic().Sub(e.proto.epoch) / time.Millisecond)
+	ms := uint32(e.monoNow().Sub(e.proto.epoch) / time.Millisecond)
 	return ms + e.tsOffset
 }
 
@@ -26,7 +26,7 @@ func (e *endpoint) negotiateTimestamps(seg *Segment) {
 	e.tsOK = seg.Options.Timestamps
 	if e.tsOK {
 		e.tsRecent = seg.Options.TSVal
-		e.tsRecentAt = e.stack.Clock().Now()
+		e.tsRecentAt = e.wallNow()
 	}
 }
 
@@ -39,7 +39,7 @@ func (e *endpoint) pawsReject(seg *Segment) bool {
 	if int32(seg.Options.TSVal-e.tsRecent) >= 0 {
 		return false
 	}
-	return e.stack.Clock().Now().Sub(e.tsRecentAt) < pawsIdle
+	return e.wallNow().Sub(e.tsRecentAt) < pawsIdle
 }
 
 // updateTSRecent keeps the timestamp to echo (RFC 7323 section 4.3): the
@@ -50,7 +50,7 @@ func (e *endpoint) updateTSRecent(seg *Segment) {
 	}
 	if int32(seg.Options.TSVal-e.tsRecent) >= 0 && seg.Seq.LessThanEq(e.lastAckSent) {
 		e.tsRecent = seg.Options.TSVal
-		e.tsRecentAt = e.stack.Clock().Now()
+		e.tsRecentAt = e.wallNow()
 	}
 }
 

@@ -24,7 +24,7 @@ func (e *endpoint) negotiateWScale(peer int8) {
 		return
 	}
 	e.wsOK, e.sndWScale = true, int(peer)
-	e.rcvWScale = wscaleFor(e.rcvBufMax)
+	e.rcvWScale = e.rcvWScaleWanted()
 }
 
 // maxRcvWindow is the largest window the negotiated shift can express.

@@ -1,0 +1,101 @@
+package tcpext
+
+import (
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// Buffer auto-tuning, as Linux does it (dynamic right-sizing, "Dynamic
+// Right-Sizing for Flow Control", Fisk and Feng; tcp_rcv_space_adjust and
+// tcp_sndbuf_expand): a connection starts with the default buffers and
+// grows them to what its path needs, so that one connection fills a long
+// fat pipe without hand tuning, while a slow or idle one never holds more.
+// The buffers are only limits: byteQueue allocates as data arrives.
+//
+//   - Receive: once per round trip, the buffer grows to twice what the
+//     application read in the last round trip, since a sender in slow start
+//     doubles its flight every round trip.
+//   - Send: the buffer grows to twice the congestion window, so that a full
+//     window can be in flight while the application refills the rest.
+//
+// Setting SO_RCVBUF or SO_SNDBUF fixes that buffer and ends its tuning.
+
+const (
+	// maxReceiveBuffer and maxSendBuffer bound the tuning: 16 MiB carries
+	// 1 Gbit/s across 130 ms.
+	maxReceiveBuffer = 16 << 20
+	maxSendBuffer    = 16 << 20
+	// minTuneInterval keeps a connection whose RTT is not known yet, or
+	// is below the clock's reach, from tuning on every read.
+	minTuneInterval = time.Millisecond
+)
+
+// rcvTuning is the receive side's measurement.
+type rcvTuning struct {
+	fixed  bool // SO_RCVBUF was set
+	copied int  // bytes the application read since start
+	start  tcpip.MonotonicTime
+}
+
+// tuneReceive accounts n bytes read by the application and, once a round
+// trip has passed, grows the receive buffer to twice that round trip's
+// reading.
+func (e *endpoint) tuneReceive(n int) {
+	t := &e.rcvTune
+	if t.fixed {
+		return
+	}
+	t.copied += n
+	now := e.monoNow()
+	if now.Sub(t.start) < max(e.rtt.srtt, minTuneInterval) {
+		return
+	}
+	if want := min(2*t.copied, maxReceiveBuffer, e.maxRcvWindow()); want > e.rcvBufMax {
+		e.rcvBufMax = want
+	}
+	t.copied, t.start = 0, now
+}
+
+// tuneSend grows the send buffer with the congestion window.
+func (e *endpoint) tuneSend() {
+	if e.sndBufFixed {
+		return
+	}
+	if want := min(2*e.cc.Cwnd(), maxSendBuffer); want > e.sndBufMax {
+		e.sndBufMax = want
+		e.events |= waiter.WritableEvents
+	}
+}
+
+// rcvWScaleWanted is the window-scale shift to announce on our SYN: enough
+// for the largest buffer the connection may grow to (RFC 7323 section 2.3).
+func (e *endpoint) rcvWScaleWanted() int {
+	if e.rcvTune.fixed {
+		return wscaleFor(e.rcvBufMax)
+	}
+	return wscaleFor(maxReceiveBuffer)
+}
+
+// OnSetReceiveBufferSize implements tcpip.SocketOptionsHandler: SO_RCVBUF
+// fixes the receive buffer. It can grow the window at once but never shrink
+// the right edge already advertised (RFC 9293 section 3.8.6).
+func (e *endpoint) OnSetReceiveBufferSize(v, _ int64) (int64, func()) {
+	e.mu.Lock()
+	defer e.unlock()
+	e.rcvTune.fixed = true
+	e.rcvBufMax = int(v)
+	return v, nil
+}
+
+// OnSetSendBufferSize implements tcpip.SocketOptionsHandler: SO_SNDBUF
+// fixes the send buffer.
+func (e *endpoint) OnSetSendBufferSize(v int64) int64 {
+	e.mu.Lock()
+	defer e.unlock()
+	e.sndBufFixed = true
+	e.sndBufMax = int(v)
+	e.events |= waiter.WritableEvents
+	return v
+}
