@@ -33,7 +33,7 @@ const nicID tcpip.NICID = 1
 // and runs until ctx is done; it then tears everything down in reverse.
 // shellOpts are added to the management shell's options.
 func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, ready io.Writer, shellOpts ...mgmt.Option) error {
-	link, err := nic.Open(nic.Config{Interface: cfg.NIC.Interface, Driver: cfg.NIC.Driver, MTU: cfg.NIC.MTU})
+	link, err := nic.Open(nic.Config{Interface: cfg.NIC.Interface, Driver: cfg.NIC.Driver, XDPMode: cfg.NIC.XDPMode, MTU: cfg.NIC.MTU})
 	if err != nil {
 		return err
 	}

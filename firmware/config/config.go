@@ -43,7 +43,10 @@ type NIC struct {
 	// Driver is afpacket, afxdp or auto (AF_XDP where it can work,
 	// AF_PACKET otherwise).
 	Driver string
-	MTU    uint32
+	// XDPMode is where AF_XDP's XDP program runs: auto (native where the
+	// NIC driver has it, generic otherwise), native or generic.
+	XDPMode string
+	MTU     uint32
 	// Impair degrades the link on purpose, for the lab.
 	Impair Impair
 }
@@ -176,6 +179,7 @@ var fields = []field{
 
 	text("nic.interface", "veth-dut", func(c *Config) *string { return &c.NIC.Interface }),
 	oneOf("nic.driver", "afpacket", func(c *Config) *string { return &c.NIC.Driver }, "afpacket", "afxdp", "auto"),
+	oneOf("nic.xdp_mode", "auto", func(c *Config) *string { return &c.NIC.XDPMode }, "auto", "native", "generic"),
 	number("nic.mtu", "1500", 68, 65535, func(c *Config) *uint32 { return &c.NIC.MTU }),
 	oneOf("nic.impair.direction", "both", func(c *Config) *string { return &c.NIC.Impair.Direction }, "both", "in", "out"),
 	number("nic.impair.seed", "1", 0, math.MaxInt64, func(c *Config) *uint64 { return &c.NIC.Impair.Seed }),

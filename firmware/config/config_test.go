@@ -71,7 +71,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := Config{
 		Board: "rpi4",
-		NIC: NIC{Interface: "eth0", Driver: "afxdp", MTU: 9000, Impair: Impair{
+		NIC: NIC{Interface: "eth0", Driver: "afxdp", XDPMode: "auto", MTU: 9000, Impair: Impair{
 			Direction: "out", Seed: 42, Loss: 0.01, Delay: 10 * time.Millisecond, Jitter: 2 * time.Millisecond,
 			Duplicate: 0.005, Corrupt: 0.001, Rate: 100_000_000, QueueLimit: 50,
 		}},
@@ -106,7 +106,7 @@ func TestDefaults(t *testing.T) {
 		}
 		want := Config{
 			Board: "host",
-			NIC:   NIC{Interface: "veth-dut", Driver: "afpacket", MTU: 1500, Impair: Impair{Direction: "both", Seed: 1, QueueLimit: 1000}},
+			NIC:   NIC{Interface: "veth-dut", Driver: "afpacket", XDPMode: "auto", MTU: 1500, Impair: Impair{Direction: "both", Seed: 1, QueueLimit: 1000}},
 			Net:   Net{Address: netip.MustParsePrefix("198.18.0.2/24"), Gateway: netip.MustParseAddr("198.18.0.1")},
 			TCP: TCP{
 				CongestionControl: "cubic",
@@ -202,6 +202,7 @@ func TestRefused(t *testing.T) {
 		{"section where a value belongs", "board: {name: rpi4}\n", "config: board.name: unknown key"},
 		{"bad board", "board: rpi2\n", "config: board: invalid value"},
 		{"bad driver", "nic: {driver: tap}\n", "config: nic.driver: invalid value"},
+		{"bad XDP mode", "nic: {xdp_mode: offload}\n", "config: nic.xdp_mode: invalid value"},
 		{"empty interface", "nic: {interface: ''}\n", "config: nic.interface: must not be empty"},
 		{"mtu too small", "nic: {mtu: 67}\n", "config: nic.mtu: 67 out of range"},
 		{"mtu too big", "nic: {mtu: 65536}\n", "config: nic.mtu: 65536 out of range"},
