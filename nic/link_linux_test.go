@@ -42,10 +42,43 @@ func TestOpenNonexistentInterface(t *testing.T) {
 	}
 }
 
+// TestOpenAFXDPRefused opens AF_XDP where it cannot work (an MTU larger
+// than its UMEM frames hold): afxdp fails with the reason, auto falls back
+// to AF_PACKET and says why.
+func TestOpenAFXDPRefused(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("AF_XDP is not built on", runtime.GOARCH)
+	}
+	p := newVethPair(t)
+	var l *Link
+	err := inNamespace(t, p.dutNSh, func() error {
+		_, err := Open(Config{Interface: p.dutIf, Driver: DriverAFXDP, MTU: 9000})
+		if err == nil || !strings.Contains(err.Error(), "MTU 9000") {
+			t.Errorf("Open afxdp with MTU 9000 = %v, want an error about the MTU", err)
+		}
+		l, err = Open(Config{Interface: p.dutIf, Driver: DriverAuto, MTU: 9000})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Open auto: %v", err)
+	}
+	defer l.Close()
+	if l.Driver() != DriverAFPacket {
+		t.Errorf("auto picked %q, want %q", l.Driver(), DriverAFPacket)
+	}
+	if n := strings.Join(l.Notices(), "\n"); !strings.Contains(n, "falling back to AF_PACKET") || !strings.Contains(n, "MTU 9000") {
+		t.Errorf("notices %q do not say why AF_XDP was not used", n)
+	}
+}
+
 func TestOpenUnknownDriver(t *testing.T) {
 	_, err := Open(Config{Interface: "lo", Driver: "dpdk"})
 	if err == nil || !strings.Contains(err.Error(), `"dpdk"`) {
 		t.Errorf("Open with an unknown driver = %v, want an error naming it", err)
+	}
+	_, err = Open(Config{Interface: "lo", Driver: DriverAFXDP, XDPMode: "offload"})
+	if err == nil || !strings.Contains(err.Error(), `"offload"`) {
+		t.Errorf("Open with an unknown XDP mode = %v, want an error naming it", err)
 	}
 }
 
@@ -252,6 +285,37 @@ func testLinkWithLinuxPeer(t *testing.T, cfg Config) {
 	// Linux sends these with transmit checksum offload on (the veth
 	// default): they arrive with unfinished UDP and TCP checksums, and the
 	// TCP stream as super-frames larger than the MTU.
+	t.Run("capture", func(t *testing.T) {
+		if _, err := l.StopCapture(); err == nil {
+			t.Error("StopCapture with no capture running succeeded")
+		}
+		path := t.TempDir() + "/c.pcap"
+		filter, _ := ParseCaptureFilter(peerAddr)
+		if err := l.StartCapture(path, filter); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StartCapture(path+"2", filter); err == nil {
+			t.Error("a second capture started while one runs")
+		}
+		if out, err := exec.Command("ip", "netns", "exec", p.peerNS, "ping", "-c", "1", "-W", "2", stackAddr).CombinedOutput(); err != nil {
+			t.Skipf("ping: %v: %s", err, out)
+		}
+		if got := l.Stats().Capture; got == nil || got.Frames < 2 {
+			t.Errorf("show interfaces during the capture: %+v, want the echo request and reply", got)
+		}
+		st, err := l.StopCapture()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Request and reply, and ARP unless the stack still knew the peer.
+		if st.Frames < 2 || st.File != path || st.Filter != peerAddr {
+			t.Errorf("capture wrote %+v", st)
+		}
+		if l.Stats().Capture != nil {
+			t.Error("a stopped capture still shows")
+		}
+	})
+
 	t.Run("UDP from peer", func(t *testing.T) {
 		conn, err := gonet.DialUDP(s, &tcpip.FullAddress{NIC: 1, Addr: stackIP(), Port: 5353}, nil, ipv4.ProtocolNumber)
 		if err != nil {
