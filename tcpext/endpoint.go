@@ -81,7 +81,7 @@ type endpoint struct {
 	sndWScale, rcvWScale int
 	tsOK                 bool
 	tsRecent             uint32
-	tsRecentAt           time.Time
+	tsRecentAt           tcpip.MonotonicTime
 	tsOffset             uint32
 	lastAckSent          seqnum.Value
 	sackOK               bool
@@ -124,8 +124,9 @@ type endpoint struct {
 	// the oldest unacknowledged data was sent or last acknowledged.
 	userTimeout time.Duration
 	progress    time.Time
-	probeSentAt time.Time // last zero-window probe
-	synRetried  bool      // our SYN or SYN,ACK timed out at least once
+	probeSentAt tcpip.MonotonicTime // last zero-window probe, while probing
+	probing     bool
+	synRetried  bool // our SYN or SYN,ACK timed out at least once
 
 	rtoTimer      timer // retransmission, doubling as persist
 	delackTimer   timer
@@ -135,14 +136,13 @@ type endpoint struct {
 	timeWaitTimer timer
 	finWait2Timer timer
 
-	// tickMono and tickWall are the clock reading of the current locked
-	// section, valid while ticking (clock.go).
-	tickMono tcpip.MonotonicTime
-	tickWall time.Time
-	ticking  bool
+	// tick is the clock reading of the current locked section, valid
+	// while ticking (clock.go).
+	tick    tcpip.MonotonicTime
+	ticking bool
 
 	counters Counters
-	history  []HistoryItem
+	history  []historyEntry
 	flight   recorder
 	closedAt time.Time // when the TCB reached CLOSED, for its dump
 
@@ -213,13 +213,13 @@ func (e *endpoint) setState(s State, cause string) {
 		copy(e.history, e.history[1:])
 		e.history = e.history[:historyLen-1]
 	}
-	e.history = append(e.history, HistoryItem{At: e.stack.Clock().Now(), From: e.state.String(), To: s.String(), Cause: cause})
+	e.history = append(e.history, historyEntry{at: e.monoNow(), from: e.state, to: s, cause: causeIndex(cause)})
 	old := e.state
 	e.recordState(old, s, cause)
 	e.state = s
 	e.stateA.Store(uint32(s))
 	if f := e.proto.opts.OnTransition; f != nil {
-		f(Transition{ID: e.id, From: old, To: s, Cause: cause, At: e.history[len(e.history)-1].At})
+		f(Transition{ID: e.id, From: old, To: s, Cause: cause, At: e.stack.Clock().Now()})
 	}
 	switch {
 	case old == StateClosed:

@@ -243,7 +243,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.rtt.acked(ack, e.monoNow(), e.tsRTT(seg))
 		e.sb.ack(ack)
 		e.rtt.backoff = 0
-		e.progress = e.wallNow()
+		e.progress = e.stack.Clock().Now()
 		if e.rec.active {
 			e.onRecoveryAck(int(acked))
 		} else {

@@ -14,8 +14,8 @@ type keepalive struct {
 	idle, interval time.Duration
 	count          int
 	timer          timer
-	probes         int       // unanswered probes sent
-	lastRecv       time.Time // last segment from the peer
+	probes         int                 // unanswered probes sent
+	lastRecv       tcpip.MonotonicTime // last segment from the peer
 }
 
 // keepaliveStates are where a silent peer can leave a TCB hanging.
@@ -32,7 +32,7 @@ func (e *endpoint) OnKeepAliveSet(bool) {
 
 // heard notes that the peer is alive.
 func (e *endpoint) heard() {
-	e.ka.lastRecv = e.wallNow()
+	e.ka.lastRecv = e.monoNow()
 	e.ka.probes = 0
 }
 
@@ -46,11 +46,12 @@ func (e *endpoint) armKeepalive() {
 	d := e.ka.idle
 	if e.ka.probes > 0 {
 		d = e.ka.interval
-	} else if !e.ka.lastRecv.IsZero() {
-		d -= e.wallNow().Sub(e.ka.lastRecv)
+	} else {
+		// Keepalive states come after the handshake: the peer was heard.
+		d -= e.monoNow().Sub(e.ka.lastRecv)
 	}
 	d = max(d, time.Millisecond)
-	e.ka.timer.set(e.stack.Clock(), e.wallNow(), d, e.onKeepalive)
+	e.ka.timer.set(e.stack.Clock(), e.monoNow(), d, e.onKeepalive)
 }
 
 func (e *endpoint) stopKeepalive() { e.ka.timer.stop() }
@@ -61,7 +62,7 @@ func (e *endpoint) stopKeepalive() { e.ka.timer.stop() }
 func (e *endpoint) onKeepalive() {
 	e.mu.Lock()
 	defer e.unlock()
-	now := e.stack.Clock().Now()
+	now := e.stack.Clock().NowMonotonic()
 	if !e.expired(&e.ka.timer, "keepalive") || !keepaliveState(e.state) {
 		return
 	}

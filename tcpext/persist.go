@@ -1,8 +1,6 @@
 package tcpext
 
 import (
-	"time"
-
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -22,7 +20,7 @@ func (e *endpoint) zeroWindowStall() bool {
 
 // onPersist is a persist-timer expiry.
 func (e *endpoint) onPersist() {
-	if e.ka.lastRecv.Before(e.probeSentAt) && e.rtt.backoff >= maxRetries {
+	if e.probing && e.ka.lastRecv.Before(e.probeSentAt) && e.rtt.backoff >= maxRetries {
 		e.timeout("zero-window probes unanswered")
 		return
 	}
@@ -35,7 +33,7 @@ func (e *endpoint) sendZeroWindowProbe() {
 	e.sndNxt = e.sndUna
 	off := e.sndBufSeq.Size(e.sndNxt)
 	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf.bytes()[off:off+1])
-	e.probeSentAt = e.stack.Clock().Now()
+	e.probeSentAt, e.probing = e.monoNow(), true
 	e.counters.WindowProbes++
 	e.armRTO()
 }
@@ -43,10 +41,10 @@ func (e *endpoint) sendZeroWindowProbe() {
 // windowOpened resumes sending when a closed window opens: a probe byte the
 // peer did not take is sent again at once, with whatever follows it.
 func (e *endpoint) windowOpened() {
-	if e.probeSentAt.IsZero() {
+	if !e.probing {
 		return
 	}
-	e.probeSentAt = time.Time{}
+	e.probing = false
 	if e.sndUna.Size(e.sndNxt) == 1 {
 		e.sndNxt = e.sndUna
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -24,9 +25,9 @@ import (
 const (
 	defaultRecorderEvents = 256
 	defaultClosedTCBs     = 64
-	// firstRecorderCap is the ring's first allocation: a handshake and a
-	// close fit without growing.
-	firstRecorderCap = 8
+	// firstRecorderCap is the ring's first allocation: an idle connection
+	// has seen its handshake, five events on either side, and no more.
+	firstRecorderCap = 5
 )
 
 // Event kinds, as they appear in a dump.
@@ -102,21 +103,66 @@ const (
 
 var recordKinds = [...]string{EventSegIn, EventSegOut, EventTimer, EventState, EventCC}
 
-// record is the compact, pointer-light form of an Event. cause holds a
-// constant string (a timer name, a state change's or a cc event's cause).
+// record is the compact form of an Event: 80 bytes, no pointers, so the
+// ring costs the garbage collector nothing to scan.
 type record struct {
 	at       int64 // stack's monotonic clock, ns
-	cause    string
 	seq, ack seqnum.Value
 	length   uint32
 	cwnd     uint32
-	ssthresh uint32
-	opts     SegmentOptions
-	window   uint16
-	flags    header.TCPFlags
-	kind     recordKind
-	from, to State
-	retx     bool
+	// tsVal and tsEcr are a segment's timestamps; a cc event keeps its
+	// ssthresh in tsVal.
+	tsVal, tsEcr uint32
+	sack         [maxSACKBlocks]SACKBlock
+	window       uint16
+	mss          uint16
+	cause        uint16 // a timer's name or an event's cause (causeName)
+	flags        header.TCPFlags
+	kind         recordKind
+	wscale       int8
+	nsack        uint8
+	bits         recordBits
+	from, to     State
+}
+
+type recordBits uint8
+
+const (
+	recRetransmit recordBits = 1 << iota
+	recSACKPermitted
+	recTimestamps
+)
+
+// Causes and timer names are string constants of this package; a record
+// keeps the index of its string in this table instead of the string.
+var causes = struct {
+	sync.Mutex
+	index map[string]uint16
+	names []string
+}{index: map[string]uint16{"": 0}, names: []string{""}}
+
+// maxCauses bounds the table should a cause ever be built at run time.
+const maxCauses = 1 << 12
+
+func causeIndex(s string) uint16 {
+	causes.Lock()
+	defer causes.Unlock()
+	if i, ok := causes.index[s]; ok {
+		return i
+	}
+	if len(causes.names) == maxCauses {
+		return 0
+	}
+	i := uint16(len(causes.names))
+	causes.index[s] = i
+	causes.names = append(causes.names, s)
+	return i
+}
+
+func causeName(i uint16) string {
+	causes.Lock()
+	defer causes.Unlock()
+	return causes.names[i]
 }
 
 // recorder is a TCB's ring of records.
@@ -175,8 +221,19 @@ func (e *endpoint) recordSegment(seg *Segment, out, retx bool) {
 	}
 	rec.seq, rec.ack, rec.flags, rec.window = seg.Seq, seg.Ack, seg.Flags, seg.Window
 	rec.length = uint32(len(seg.Payload))
-	rec.opts = seg.Options
-	rec.retx = retx
+	o := &seg.Options
+	rec.mss, rec.wscale = o.MSS, o.WindowScale
+	rec.nsack = uint8(copy(rec.sack[:], o.SACK[:o.NumSACK]))
+	if o.Timestamps {
+		rec.bits |= recTimestamps
+		rec.tsVal, rec.tsEcr = o.TSVal, o.TSEcr
+	}
+	if o.SACKPermitted {
+		rec.bits |= recSACKPermitted
+	}
+	if retx {
+		rec.bits |= recRetransmit
+	}
 	if out {
 		rec.cwnd = uint32(e.cc.Cwnd())
 	}
@@ -185,23 +242,23 @@ func (e *endpoint) recordSegment(seg *Segment, out, retx bool) {
 // recordTimer records the expiry of the named timer.
 func (e *endpoint) recordTimer(name string) {
 	if rec := e.record(recTimer); rec != nil {
-		rec.cause = name
+		rec.cause = causeIndex(name)
 	}
 }
 
 // recordState records a state transition.
 func (e *endpoint) recordState(from, to State, cause string) {
 	if rec := e.record(recState); rec != nil {
-		rec.from, rec.to, rec.cause = from, to, cause
+		rec.from, rec.to, rec.cause = from, to, causeIndex(cause)
 	}
 }
 
 // recordCC records a congestion response and the window it left.
 func (e *endpoint) recordCC(cause string) {
 	if rec := e.record(recCC); rec != nil {
-		rec.cause = cause
+		rec.cause = causeIndex(cause)
 		rec.cwnd = uint32(e.cc.Cwnd())
-		rec.ssthresh = uint32(min(e.cc.Ssthresh(), 1<<31-1))
+		rec.tsVal = uint32(min(e.cc.Ssthresh(), 1<<31-1))
 	}
 }
 
@@ -234,11 +291,11 @@ func (e *endpoint) dumpLocked() TCBDump {
 			ev.Seg = r.segEvent()
 			ev.Cwnd = r.cwnd
 		case recTimer:
-			ev.Timer = r.cause
+			ev.Timer = causeName(r.cause)
 		case recState:
-			ev.From, ev.To, ev.Cause = r.from.String(), r.to.String(), r.cause
+			ev.From, ev.To, ev.Cause = r.from.String(), r.to.String(), causeName(r.cause)
 		case recCC:
-			ev.Cause, ev.Cwnd, ev.Ssthresh = r.cause, r.cwnd, r.ssthresh
+			ev.Cause, ev.Cwnd, ev.Ssthresh = causeName(r.cause), r.cwnd, r.tsVal
 		}
 		d.Events = append(d.Events, ev)
 	}
@@ -252,16 +309,16 @@ func (r *record) segEvent() *SegEvent {
 		Flags:         flagNames(r.flags),
 		Window:        r.window,
 		Len:           int(r.length),
-		Retransmit:    r.retx,
-		MSS:           r.opts.MSS,
-		WScale:        int(r.opts.WindowScale),
-		SACKPermitted: r.opts.SACKPermitted,
-		HasTS:         r.opts.Timestamps,
+		Retransmit:    r.bits&recRetransmit != 0,
+		MSS:           r.mss,
+		WScale:        int(r.wscale),
+		SACKPermitted: r.bits&recSACKPermitted != 0,
+		HasTS:         r.bits&recTimestamps != 0,
 	}
 	if s.HasTS {
-		s.TSVal, s.TSEcr = r.opts.TSVal, r.opts.TSEcr
+		s.TSVal, s.TSEcr = r.tsVal, r.tsEcr
 	}
-	for _, b := range r.opts.SACK[:r.opts.NumSACK] {
+	for _, b := range r.sack[:r.nsack] {
 		s.SACK = append(s.SACK, [2]uint32{b.Start, b.End})
 	}
 	return s

@@ -116,7 +116,7 @@ func (e *endpoint) restartRTO() {
 		left := e.progress.Add(e.userTimeout).Sub(e.stack.Clock().Now())
 		d = max(min(d, left), time.Millisecond)
 	}
-	e.rtoTimer.set(e.stack.Clock(), e.wallNow(), d, e.onRTO)
+	e.rtoTimer.set(e.stack.Clock(), e.monoNow(), d, e.onRTO)
 }
 
 func (e *endpoint) stopRTO() { e.rtoTimer.stop() }

@@ -96,6 +96,14 @@ type HistoryItem struct {
 	Cause string    `json:"cause"`
 }
 
+// historyEntry is a HistoryItem as the TCB keeps it: 16 bytes, the cause
+// interned as the flight recorder's are.
+type historyEntry struct {
+	at       tcpip.MonotonicTime
+	from, to State
+	cause    uint16
+}
+
 // snapshot copies the TCB under its lock.
 func (e *endpoint) snapshot() TCBInfo {
 	e.mu.Lock()
@@ -105,7 +113,7 @@ func (e *endpoint) snapshot() TCBInfo {
 
 // snapshotLocked copies the TCB; e.mu is held.
 func (e *endpoint) snapshotLocked() TCBInfo {
-	now := e.stack.Clock().Now()
+	mono := e.stack.Clock().NowMonotonic()
 	info := TCBInfo{
 		ID:            e.id,
 		State:         e.state.String(),
@@ -142,8 +150,17 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 		SendBuffer:    e.sndBufMax,
 		RecvBuffer:    e.rcvBufMax,
 		Counters:      e.counters,
-		History:       append([]HistoryItem(nil), e.history...),
+		History:       make([]HistoryItem, 0, len(e.history)),
 		Timers:        []TimerInfo{},
+	}
+	wall := e.stack.Clock().Now()
+	for _, h := range e.history {
+		info.History = append(info.History, HistoryItem{
+			At:    wall.Add(h.at.Sub(mono)),
+			From:  h.from.String(),
+			To:    h.to.String(),
+			Cause: causeName(h.cause),
+		})
 	}
 	if e.state == StateListen {
 		// A listener carries no data: its window fields mean nothing.
@@ -160,10 +177,10 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 	}
 	for _, t := range []struct {
 		name     string
-		deadline time.Time
+		deadline tcpip.MonotonicTime
 	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}, {"delayed-ack", e.delackTimer.deadline}} {
-		if !t.deadline.IsZero() {
-			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(now).Milliseconds()})
+		if t.deadline != (tcpip.MonotonicTime{}) {
+			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(mono).Milliseconds()})
 		}
 	}
 	return info

@@ -12,11 +12,14 @@ import (
 // does nothing.
 type timer struct {
 	t        tcpip.Timer
-	deadline time.Time
+	deadline tcpip.MonotonicTime // zero while stopped
 }
 
 // set (re)starts the timer to call f after d from now, clock's reading.
-func (t *timer) set(clock tcpip.Clock, now time.Time, d time.Duration, f func()) {
+func (t *timer) set(clock tcpip.Clock, now tcpip.MonotonicTime, d time.Duration, f func()) {
+	// At least a nanosecond, so that the deadline of a timer set at the
+	// clock's zero is not taken for a stopped one.
+	d = max(d, time.Nanosecond)
 	t.deadline = now.Add(d)
 	if t.t == nil {
 		t.t = clock.AfterFunc(d, f)
@@ -30,18 +33,18 @@ func (t *timer) stop() {
 	if t.t != nil {
 		t.t.Stop()
 	}
-	t.deadline = time.Time{}
+	t.deadline = tcpip.MonotonicTime{}
 }
 
 // running reports whether the timer is set.
-func (t *timer) running() bool { return !t.deadline.IsZero() }
+func (t *timer) running() bool { return t.deadline != tcpip.MonotonicTime{} }
 
 // fire is called first thing in the callback, with the TCB locked: it
 // reports whether the expiry is real, and if so clears the deadline.
 func (t *timer) fire(clock tcpip.Clock) bool {
-	if !t.running() || clock.Now().Before(t.deadline) {
+	if !t.running() || clock.NowMonotonic().Before(t.deadline) {
 		return false
 	}
-	t.deadline = time.Time{}
+	t.deadline = tcpip.MonotonicTime{}
 	return true
 }

@@ -26,7 +26,7 @@ func (e *endpoint) negotiateTimestamps(seg *Segment) {
 	e.tsOK = seg.Options.Timestamps
 	if e.tsOK {
 		e.tsRecent = seg.Options.TSVal
-		e.tsRecentAt = e.wallNow()
+		e.tsRecentAt = e.monoNow()
 	}
 }
 
@@ -39,7 +39,7 @@ func (e *endpoint) pawsReject(seg *Segment) bool {
 	if int32(seg.Options.TSVal-e.tsRecent) >= 0 {
 		return false
 	}
-	return e.wallNow().Sub(e.tsRecentAt) < pawsIdle
+	return e.monoNow().Sub(e.tsRecentAt) < pawsIdle
 }
 
 // updateTSRecent keeps the timestamp to echo (RFC 7323 section 4.3): the
@@ -50,7 +50,7 @@ func (e *endpoint) updateTSRecent(seg *Segment) {
 	}
 	if int32(seg.Options.TSVal-e.tsRecent) >= 0 && seg.Seq.LessThanEq(e.lastAckSent) {
 		e.tsRecent = seg.Options.TSVal
-		e.tsRecentAt = e.wallNow()
+		e.tsRecentAt = e.monoNow()
 	}
 }
 
