@@ -7,6 +7,7 @@ LAB       := $(BIN)/lab
 DEB_PKGS  := iproute2 netcat-openbsd iputils-ping nftables tshark openssh-client
 
 .PHONY: all deps build demo test unit fuzz cross vet fmt-check deps-check clean lab-down
+.PHONY: image-deps firmware-arm64 image-qemu image-rpi qemu test-images test-qemu-user
 
 all: build
 
@@ -37,7 +38,7 @@ lab-down: build
 # test runs everything CI runs: formatting, vet, the import rule, the
 # cross-builds, the whole test suite (netns tests need root) and a bounded
 # fuzzing run.
-test: deps fmt-check vet deps-check cross unit fuzz
+test: deps image-deps fmt-check vet deps-check cross unit fuzz test-qemu-user test-images
 
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
@@ -75,5 +76,53 @@ cross:
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) vet ./...
 	@echo "ok: cross-builds for arm64 and arm (GOARM=7)"
 
+# Boot images (images/README.md). Build output and the Debian packages they
+# are made from go to images/out/, which git ignores; the packages are
+# downloaded once and reused.
+IMAGES     := images/out
+FW_ARM64   := $(IMAGES)/firmware-arm64
+MKIMAGE    := $(GO) run ./tools/mkimage
+IMAGE_PKGS := qemu-system-arm qemu-user mtools fdisk e2fsprogs dpkg debian-archive-keyring openssh-client
+
+# image-deps installs what building, booting and checking the images needs.
+image-deps:
+	@missing=""; for p in $(IMAGE_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo ">> apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+firmware-arm64:
+	@mkdir -p $(IMAGES)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(FW_ARM64) ./firmware
+
+image-qemu: image-deps firmware-arm64
+	$(MKIMAGE) qemu -firmware $(FW_ARM64) -out $(IMAGES)/qemu -cache $(IMAGES)/cache -config images/qemu/synfin.yaml
+
+image-rpi: image-deps firmware-arm64
+	$(MKIMAGE) rpi -firmware $(FW_ARM64) -out $(IMAGES)/rpi -cache $(IMAGES)/cache -config images/rpi/synfin.yaml
+
+# qemu boots the QEMU image on the terminal: serial console on stdio, SSH
+# on 127.0.0.1:2222, echo on 127.0.0.1:2207. Leave with "poweroff".
+qemu: image-qemu
+	images/qemu/run.sh $(IMAGES)/qemu
+
+# test-images builds both images and tests them: the QEMU image boots, is
+# reached over SSH and echo, and powers off; the SD image's partitions and
+# boot files are checked.
+test-images: image-qemu image-rpi
+	SYNFIN_QEMU_IMAGE=$(CURDIR)/$(IMAGES)/qemu SYNFIN_RPI_IMAGE=$(CURDIR)/$(IMAGES)/rpi/synfin-rpi.img \
+		$(GO) test -count=1 -v -run '^(TestQEMUBoot|TestRPiImage)$$' ./tools/mkimage
+
+# test-qemu-user runs unit tests as arm64 and 32-bit arm binaries under
+# qemu-user, where a misaligned 64-bit atomic faults. The packages are those
+# whose tests need no root; the firmware's lab tests stay native.
+QEMU_USER_PKGS := ./board ./firmware/config ./mgmt ./nic/impair ./tcpext ./tcpext/cc ./tcpext/stacknet
+test-qemu-user: image-deps
+	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64 $(QEMU_USER_PKGS)
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -exec qemu-arm $(QEMU_USER_PKGS)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(IMAGES)

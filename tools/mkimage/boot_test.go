@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The QEMU boot test needs a built image (make image-qemu); make
+// test-images sets these.
+const (
+	envQEMUImage = "SYNFIN_QEMU_IMAGE" // the folder mkimage qemu wrote
+	envRPiImage  = "SYNFIN_RPI_IMAGE"  // the SD-card image mkimage rpi wrote
+)
+
+const (
+	bootTimeout     = 3 * time.Minute
+	poweroffTimeout = 30 * time.Second
+)
+
+// console collects a QEMU serial console and tells when a line shows up.
+type console struct {
+	mu    sync.Mutex
+	text  strings.Builder
+	lines chan string
+}
+
+func (c *console) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		c.mu.Lock()
+		c.text.WriteString(sc.Text() + "\n")
+		c.mu.Unlock()
+		select {
+		case c.lines <- sc.Text():
+		default:
+		}
+	}
+	close(c.lines)
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.text.String()
+}
+
+// waitFor waits for a console line containing s.
+func (c *console) waitFor(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("console closed before %q:\n%s", s, c)
+			}
+			if strings.Contains(line, s) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q on the console within %v:\n%s", s, timeout, c)
+		}
+	}
+}
+
+// freePort returns preferred if it is free on 127.0.0.1, else any free port.
+func freePort(t *testing.T, preferred int) int {
+	t.Helper()
+	for _, p := range []int{preferred, 0} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			port := ln.Addr().(*net.TCPAddr).Port
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (make image-deps installs it): %v", tool, err)
+		}
+	}
+}
+
+// TestQEMUBoot boots the QEMU image with a /perm holding a test key, waits
+// for the ready line, logs in with ssh and finds its own connection in
+// "show tcb", talks to the echo service through a second host forward, and
+// powers the guest off from the serial console.
+func TestQEMUBoot(t *testing.T) {
+	dir := os.Getenv(envQEMUImage)
+	if dir == "" {
+		t.Skipf("%s not set: run make test-images (builds and boots the image)", envQEMUImage)
+	}
+	needTools(t, "qemu-system-aarch64", "ssh", "ssh-keygen", "mkfs.ext4")
+	tmp := t.TempDir()
+	key := filepath.Join(tmp, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "synfin-boot-test", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	perm := filepath.Join(tmp, "perm.img")
+	o := options{config: "../../images/qemu/synfin.yaml", authorizedKeys: key + ".pub", permSize: 64 << 20}
+	if err := buildPerm(o, perm); err != nil {
+		t.Fatal(err)
+	}
+
+	sshPort, echoPort := freePort(t, 2222), freePort(t, 2207)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+poweroffTimeout+time.Minute)
+	defer cancel()
+	qemu := exec.CommandContext(ctx, "../../images/qemu/run.sh", dir)
+	qemu.Env = append(os.Environ(), "PERM="+perm, fmt.Sprintf("SSH_PORT=%d", sshPort), fmt.Sprintf("ECHO_PORT=%d", echoPort))
+	stdin, err := qemu.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	qemu.Stdout, qemu.Stderr = pw, pw
+	con := &console{lines: make(chan string, 1024)}
+	go con.read(pr)
+	start := time.Now()
+	if err := qemu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		exited <- qemu.Wait()
+		pw.Close()
+	}()
+	defer func() {
+		if qemu.ProcessState == nil {
+			qemu.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("console:\n%s", con)
+		}
+	}()
+
+	con.waitFor(t, "synfin: ready", bootTimeout)
+	ready := time.Since(start)
+	for _, want := range []string{"perm mounted", "config loaded", "hardware watchdog armed"} {
+		if !strings.Contains(con.String(), want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+
+	// Logged in over SSH, the TCB table holds this very connection.
+	sshArgs := []string{"-p", fmt.Sprint(sshPort), "-i", key, "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+		"-o", "LogLevel=ERROR", "synfin@127.0.0.1", "show tcb"}
+	var out []byte
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err = exec.CommandContext(ctx, "ssh", sshArgs...).CombinedOutput()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	sshReady := time.Since(start)
+	if err != nil {
+		t.Fatalf("ssh show tcb: %v\n%s", err, out)
+	}
+	var own bool
+	for _, line := range strings.Split(string(out), "\n") {
+		own = own || (strings.Contains(line, "ESTABLISHED") && strings.Contains(line, "10.0.2.15:22 ") && strings.Contains(line, "10.0.2.2:"))
+	}
+	if !own {
+		t.Errorf("show tcb over ssh does not list the ssh connection as ESTABLISHED:\n%s", out)
+	}
+
+	// The echo service, through the second host forward.
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", echoPort), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fmt.Sprintf("synfin boot test %d\n", time.Now().UnixNano())
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if err != nil || got != msg {
+		t.Errorf("echo answered %q, %v; want %q", got, err, msg)
+	}
+	t.Logf("TCG boot: ready line after %v, ssh show tcb answered after %v", ready.Round(time.Millisecond), sshReady.Round(time.Millisecond))
+
+	// poweroff on the serial console ends QEMU cleanly.
+	if _, err := io.WriteString(stdin, "poweroff\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("qemu exited with %v after poweroff", err)
+		}
+	case <-time.After(poweroffTimeout):
+		t.Fatalf("qemu still running %v after poweroff", poweroffTimeout)
+	}
+	if !strings.Contains(con.String(), "synfin: poweroff") {
+		t.Errorf("console does not show the orderly power-off")
+	}
+}
+
+// TestRPiImage checks the SD-card image: its partition table (sfdisk), the
+// boot files on the FAT32 partition (mtools) and the config on /perm.
+func TestRPiImage(t *testing.T) {
+	img := os.Getenv(envRPiImage)
+	if img == "" {
+		t.Skipf("%s not set: run make test-images (builds the image)", envRPiImage)
+	}
+	needTools(t, "sfdisk", "mdir", "mtype", "debugfs")
+	out, err := exec.Command("sfdisk", "--dump", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sfdisk --dump: %v\n%s", err, out)
+	}
+	dump := string(out)
+	for _, want := range []string{
+		"label: dos",
+		"start=        8192, size=      524288, type=c, bootable",
+		"start=      532480, size=      131072, type=83",
+	} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("partition table lacks %q:\n%s", want, dump)
+		}
+	}
+
+	boot := img + "@@4M"
+	out, err = exec.Command("mdir", "-i", boot, "-b", "::").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mdir: %v\n%s", err, out)
+	}
+	files := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		files[strings.TrimPrefix(f, "::/")] = true
+	}
+	for _, want := range []string{
+		"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat",
+		"config.txt", "cmdline.txt", "cmdline-pi5.txt", "vmlinuz", "initrd.img",
+		"bcm2837-rpi-3-b.dtb", "bcm2837-rpi-3-b-plus.dtb", "bcm2711-rpi-4-b.dtb", "bcm2712-rpi-5-b.dtb",
+	} {
+		if !files[want] {
+			t.Errorf("boot partition lacks %s (has %v)", want, files)
+		}
+	}
+	mtype := func(name string) string {
+		out, err := exec.Command("mtype", "-i", boot, "::"+name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mtype %s: %v\n%s", name, err, out)
+		}
+		return string(out)
+	}
+	config := mtype("config.txt")
+	for _, want := range []string{"arm_64bit=1", "kernel=vmlinuz", "initramfs initrd.img followkernel", "upstream_kernel=1", "[pi5]\ncmdline=cmdline-pi5.txt"} {
+		if !strings.Contains(config, want) {
+			t.Errorf("config.txt lacks %q:\n%s", want, config)
+		}
+	}
+	if c := mtype("cmdline.txt"); !strings.Contains(c, "console=ttyS1,115200") {
+		t.Errorf("cmdline.txt %q: not the mini UART console of the Pi 3 and 4", c)
+	}
+	if c := mtype("cmdline-pi5.txt"); !strings.Contains(c, "console=ttyAMA10,115200") {
+		t.Errorf("cmdline-pi5.txt %q: not the Pi 5's debug UART", c)
+	}
+
+	// /perm: cut the partition out and read its config with debugfs.
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	perm := filepath.Join(t.TempDir(), "perm.img")
+	pf, err := os.Create(perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(pf, io.NewSectionReader(f, 532480*sectorSize, 131072*sectorSize)); err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
+	out, err = exec.Command("debugfs", "-R", "cat /synfin.yaml", perm).Output()
+	if err != nil || !strings.Contains(string(out), "board: auto") {
+		t.Errorf("/perm's synfin.yaml: %v\n%s", err, out)
+	}
+}
