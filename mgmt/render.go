@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -44,31 +45,43 @@ func writeTCBTable(w io.Writer, tcbs []tcpext.TCBInfo) error {
 	return tw.Flush()
 }
 
-// writeTCB writes every field of one TCB as "key: value", labelled with its
-// JSON key so the text and --json views read the same.
+// writeTCB writes every field of one TCB, grouped as RFC 9293 groups
+// them, each labelled with its JSON key so the text and --json views read
+// the same. Sequence numbers also show relative to the ISN, as Wireshark
+// shows them.
 func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
+	fmt.Fprintf(w, "TCB %d  %s  %s <-> %s\n", t.ID, t.State, t.Local, t.Remote)
 	tw := newTable(w)
-	kv := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	section := func(name string) { fmt.Fprintf(tw, "%s:\n", name) }
-	sub := func(k string, v any) { fmt.Fprintf(tw, "  %s:\t%v\n", k, v) }
+	shown := map[string]bool{"timers": true, "counters": true, "history": true}
+	kv := func(k string, v any) {
+		shown[k] = true
+		fmt.Fprintf(tw, "  %s:\t%v\n", k, v)
+	}
+	relTo := func(v, base uint32) string { return fmt.Sprintf("%d\t(%+d)", v, int32(v-base)) }
 
+	section("connection")
 	kv("id", t.ID)
 	kv("state", t.State)
 	kv("local", t.Local)
 	kv("remote", t.Remote)
 
+	section("send sequence space (RFC 9293 3.3.1)")
 	kv("iss", t.ISS)
-	kv("irs", t.IRS)
-	kv("snd_una", t.SndUna)
-	kv("snd_nxt", t.SndNxt)
+	kv("snd_una", relTo(t.SndUna, t.ISS))
+	kv("snd_nxt", fmt.Sprintf("%s, %d in flight", relTo(t.SndNxt, t.ISS), int64(t.SndNxt-t.SndUna)))
 	kv("snd_wnd", t.SndWnd)
-	kv("snd_wl1", t.SndWL1)
-	kv("snd_wl2", t.SndWL2)
-	kv("snd_up", t.SndUp)
-	kv("rcv_nxt", t.RcvNxt)
-	kv("rcv_wnd", t.RcvWnd)
-	kv("rcv_up", t.RcvUp)
+	kv("snd_wl1", relTo(t.SndWL1, t.IRS))
+	kv("snd_wl2", relTo(t.SndWL2, t.ISS))
+	kv("snd_up", relTo(t.SndUp, t.ISS))
 
+	section("receive sequence space")
+	kv("irs", t.IRS)
+	kv("rcv_nxt", relTo(t.RcvNxt, t.IRS))
+	kv("rcv_wnd", t.RcvWnd)
+	kv("rcv_up", relTo(t.RcvUp, t.IRS))
+
+	section("options")
 	kv("mss", t.MSS)
 	kv("snd_wscale", t.SndWScale)
 	kv("rcv_wscale", t.RcvWScale)
@@ -76,29 +89,32 @@ func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
 	kv("timestamps", t.Timestamps)
 	kv("ts_recent", t.TSRecent)
 
+	section("congestion control")
 	kv("cc", t.CC)
 	kv("cwnd", t.Cwnd)
 	kv("ssthresh", t.Ssthresh)
 	kv("recovery", t.Recovery)
 	kv("sack_blocks", t.SACKBlocks)
 
+	section("RTT estimator (RFC 6298)")
 	kv("srtt_us", fmt.Sprintf("%d (%s)", t.SRTTus, micros(t.SRTTus)))
 	kv("rttvar_us", fmt.Sprintf("%d (%s)", t.RTTVARus, micros(t.RTTVARus)))
 	kv("rto_ms", fmt.Sprintf("%d (%s)", t.RTOms, millis(t.RTOms)))
 	kv("backoff", t.Backoff)
 
-	kv("send_queue", t.SendQueue)
-	kv("recv_queue", t.RecvQueue)
-	kv("ooo_queue", t.OOOQueue)
-
 	if len(t.Timers) == 0 {
-		kv("timers", "none")
+		fmt.Fprintln(tw, "timers:\tnone")
 	} else {
 		section("timers")
 		for _, tm := range t.Timers {
-			sub(tm.Name, millis(tm.RemainingMS)+" left")
+			kv(tm.Name, millis(tm.RemainingMS)+" left")
 		}
 	}
+
+	section("queues (bytes)")
+	kv("send_queue", t.SendQueue)
+	kv("recv_queue", t.RecvQueue)
+	kv("ooo_queue", t.OOOQueue)
 
 	// The counters grow with tcpext; going through their JSON form shows
 	// every one without a list to keep in step.
@@ -108,7 +124,24 @@ func writeTCB(w io.Writer, t tcpext.TCBInfo) error {
 	}
 	section("counters")
 	for _, l := range counters {
-		sub(l.key, l.value)
+		kv(l.key, l.value)
+	}
+	// Fields tcpext adds later show too, until they get a place above.
+	all, err := flatten(t)
+	if err != nil {
+		return err
+	}
+	var more []flatLine
+	for _, l := range all {
+		if top, _, _ := strings.Cut(l.key, "."); !shown[top] {
+			more = append(more, l)
+		}
+	}
+	if len(more) > 0 {
+		section("more")
+		for _, l := range more {
+			kv(l.key, l.value)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -24,6 +24,9 @@ import (
 	"github.com/synfin/synfin/tcpext"
 )
 
+// quiet is the log of servers whose log the test does not read.
+var quiet = slog.New(slog.DiscardHandler)
+
 // sshFixture is an SSHServer on a loopback port with one authorized key.
 type sshFixture struct {
 	srv    *SSHServer
@@ -54,7 +57,7 @@ func startSSH(t *testing.T, configure func(*SSHConfig)) *sshFixture {
 	if err := os.WriteFile(ak, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := SSHConfig{HostKey: filepath.Join(f.dir, "host_key"), AuthorizedKeys: ak, Log: slog.New(slog.DiscardHandler)}
+	cfg := SSHConfig{HostKey: filepath.Join(f.dir, "host_key"), AuthorizedKeys: ak, Log: quiet}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -182,7 +185,7 @@ func TestSSHPassword(t *testing.T) {
 	}
 	c.Close()
 
-	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: filepath.Join(t.TempDir(), "k"), PasswordHash: "secret"}); err == nil {
+	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: filepath.Join(t.TempDir(), "k"), PasswordHash: "secret", Log: quiet}); err == nil {
 		t.Error("a password hash that is not bcrypt was taken")
 	}
 }
@@ -244,7 +247,7 @@ func TestAuthLimiterCapsAndForgets(t *testing.T) {
 func TestSSHHostKeyPersists(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ssh_host_ed25519_key")
-	a, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: path})
+	a, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: path, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +258,7 @@ func TestSSHHostKeyPersists(t *testing.T) {
 	if a.HostKey().Type() != ssh.KeyAlgoED25519 {
 		t.Errorf("host key type %s", a.HostKey().Type())
 	}
-	b, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: path})
+	b, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: path, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,13 +270,13 @@ func TestSSHHostKeyPersists(t *testing.T) {
 		t.Errorf("left behind in the key's directory: %v", entries)
 	}
 
-	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: filepath.Join(dir, "missing", "key")}); err == nil ||
+	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: filepath.Join(dir, "missing", "key"), Log: quiet}); err == nil ||
 		!strings.Contains(err.Error(), "missing") {
 		t.Errorf("host key in a missing directory: %v", err)
 	}
 	bad := filepath.Join(dir, "bad")
 	os.WriteFile(bad, []byte("not a key"), 0o600)
-	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: bad}); err == nil {
+	if _, err := NewSSHServer(NewShell(sampleTCBs), SSHConfig{HostKey: bad, Log: quiet}); err == nil {
 		t.Error("a corrupt host key was taken")
 	}
 }
