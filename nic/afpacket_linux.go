@@ -4,7 +4,6 @@ package nic
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -33,13 +32,6 @@ const (
 	// rxFrameSize is nominal: TPACKET_V3 packs frames of any size into a
 	// block, but the kernel still wants the ring described in frames.
 	rxFrameSize = 2048
-
-	// txBatch is the most frames one sendmmsg call carries.
-	txBatch = 64
-	// txMaxIovecs bounds the slices of one frame: the virtio-net header,
-	// then the packet's link, network and transport headers and payload
-	// views.
-	txMaxIovecs = 16
 )
 
 // vlanTagLen is the size of an 802.1Q tag the kernel may leave in a frame.
@@ -70,12 +62,9 @@ type afpacket struct {
 	conn syscall.RawConn // file's raw access
 	ring []byte          // the mmap'd receive ring
 
-	txMu   sync.Mutex
-	msgs   [txBatch]unix.Mmsghdr
-	iovecs [txBatch * txMaxIovecs]unix.Iovec
+	tx txSender
 
 	rxFrames, rxBytes, rxKernelDrops atomic.Uint64
-	txFrames, txBytes, txErrors      atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -103,14 +92,7 @@ func openAFPacket(ifindex int) (*afpacket, error) {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 	p := &afpacket{file: file, conn: conn, ring: ring}
-	var zero = &zeroVnetHdr[0]
-	for i := range p.msgs {
-		p.msgs[i].Hdr.Iov = &p.iovecs[i*txMaxIovecs]
-		// Every write on a PACKET_VNET_HDR socket starts with a
-		// virtio-net header; the zero one asks for no offload.
-		p.iovecs[i*txMaxIovecs].Base = zero
-		p.iovecs[i*txMaxIovecs].SetLen(vnetHdrLen)
-	}
+	p.tx.start(conn)
 	return p, nil
 }
 
@@ -217,84 +199,9 @@ func (p *afpacket) readBlock(block []byte, rx func([]byte), drop func()) {
 	}
 }
 
-// write sends pkts in batches of up to txBatch frames per sendmmsg.
+// write queues pkts for the sender.
 func (p *afpacket) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
-	p.txMu.Lock()
-	defer p.txMu.Unlock()
-	sent := 0
-	for sent < len(pkts) {
-		batch := pkts[sent:min(len(pkts), sent+txBatch)]
-		for i, pkt := range batch {
-			iov := p.iovecs[i*txMaxIovecs+1 : (i+1)*txMaxIovecs]
-			k := 0
-			var size uint64
-			for _, s := range pkt.AsSlices() {
-				if len(s) == 0 {
-					continue
-				}
-				if k == len(iov) {
-					// More views than iovecs: send the rest as one copy.
-					break
-				}
-				iov[k].Base = &s[0]
-				iov[k].SetLen(len(s))
-				size += uint64(len(s))
-				k++
-			}
-			if size != uint64(pkt.Size()) {
-				// Too fragmented for the iovecs; flatten it.
-				flat := pkt.ToView().AsSlice()
-				iov[0].Base, k = &flat[0], 1
-				iov[0].SetLen(len(flat))
-			}
-			p.msgs[i].Hdr.SetIovlen(k + 1)
-		}
-		n, err := p.sendmmsg(len(batch))
-		for i := range batch {
-			// Let go of the packets' memory.
-			clear(p.iovecs[i*txMaxIovecs+1 : (i+1)*txMaxIovecs])
-		}
-		for _, pkt := range batch[:n] {
-			p.txBytes.Add(uint64(pkt.Size()))
-		}
-		p.txFrames.Add(uint64(n))
-		sent += n
-		if err != nil {
-			p.txErrors.Add(1)
-			var errno unix.Errno
-			if errors.As(err, &errno) {
-				return sent, tcpip.TranslateErrno(errno)
-			}
-			return sent, &tcpip.ErrClosedForSend{}
-		}
-	}
-	return sent, nil
-}
-
-// sendmmsg sends the first n prepared messages, waiting while the socket's
-// send buffer is full. It returns how many went out and, if not all did,
-// why the first of the rest failed.
-func (p *afpacket) sendmmsg(n int) (int, error) {
-	sent := 0
-	var serr error
-	err := p.conn.Write(func(fd uintptr) bool {
-		for sent < n {
-			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.msgs[sent])), uintptr(n-sent), 0, 0, 0)
-			switch {
-			case errno == unix.EAGAIN:
-				return false
-			case errno != 0:
-				serr = errno
-				return true
-			}
-			sent += int(r)
-		}
-		return true
-	})
-	if err == nil {
-		err = serr
-	}
-	return sent, err
+	return p.tx.enqueue(pkts)
 }
 
 // rings returns the counters, first collecting the kernel's count of frames
@@ -309,15 +216,16 @@ func (p *afpacket) rings() []RingStats {
 	})
 	return []RingStats{
 		{Name: "rx", Direction: "rx", Frames: p.rxFrames.Load(), Bytes: p.rxBytes.Load(), Drops: p.rxKernelDrops.Load()},
-		{Name: "tx", Direction: "tx", Frames: p.txFrames.Load(), Bytes: p.txBytes.Load(), Drops: p.txErrors.Load()},
+		{Name: "tx", Direction: "tx", Frames: p.tx.frames.Load(), Bytes: p.tx.bytes.Load(), Drops: p.tx.drops.Load(), Coalesced: p.tx.coalesced.Load()},
 	}
 }
 
-// close closes the socket, which wakes the reader, and unmaps the ring once
-// the reader can no longer touch it.
+// close closes the socket, which wakes the reader and fails the sender's
+// sends, and stops the sender; the reader unmaps the ring once it is done.
 func (p *afpacket) close() error {
 	p.closeOnce.Do(func() {
 		p.closeErr = p.file.Close()
+		p.tx.stop()
 	})
 	return p.closeErr
 }

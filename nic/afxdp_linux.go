@@ -303,7 +303,6 @@ func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			want++
 		}
 		if want == 0 {
-			x.txErrors.Add(1)
 			return sent, &tcpip.ErrMessageTooLong{}
 		}
 		x.cb.UMEM.Lock()
@@ -396,7 +395,7 @@ func (x *afxdp) rings() []RingStats {
 	return []RingStats{
 		{Name: "rx", Direction: "rx", Frames: x.rxFrames.Load(), Bytes: x.rxBytes.Load(), Drops: k.Rx_dropped + k.Rx_invalid_descs + k.Rx_ring_full},
 		{Name: "fill", Direction: "rx", Drops: k.Rx_fill_ring_empty_descs},
-		{Name: "tx", Direction: "tx", Frames: x.txFrames.Load(), Bytes: x.txBytes.Load(), Drops: x.txErrors.Load() + k.Tx_invalid_descs},
+		{Name: "tx", Direction: "tx", Frames: x.txFrames.Load(), Bytes: x.txBytes.Load(), Drops: k.Tx_invalid_descs},
 		{Name: "completion", Direction: "tx"},
 	}
 }

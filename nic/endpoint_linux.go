@@ -124,19 +124,21 @@ func (e *endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 // stats returns the counters.
 func (e *endpoint) stats() Stats {
 	rings := e.port.rings()
-	var ringDrops uint64
+	var rxDrops, txDrops uint64
 	for _, r := range rings {
 		if r.Direction == "rx" {
-			ringDrops += r.Drops
+			rxDrops += r.Drops
+		} else {
+			txDrops += r.Drops
 		}
 	}
 	st := Stats{
 		RxFrames: e.rxFrames.Load(),
 		RxBytes:  e.rxBytes.Load(),
-		RxDrops:  e.rxDrops.Load() + ringDrops,
+		RxDrops:  e.rxDrops.Load() + rxDrops,
 		TxFrames: e.txFrames.Load(),
 		TxBytes:  e.txBytes.Load(),
-		TxErrors: e.txErrors.Load(),
+		TxErrors: e.txErrors.Load() + txDrops,
 		Rings:    rings,
 	}
 	if c := e.capture.Load(); c != nil {

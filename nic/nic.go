@@ -63,10 +63,12 @@ type Stats struct {
 	// dropped for want of room in a ring, and those the driver refused
 	// (truncated, undeliverable, or arriving while no stack was attached).
 	RxDrops uint64 `json:"rx_drops"`
-	// TxFrames and TxBytes count frames the kernel accepted for sending.
+	// TxFrames and TxBytes count frames the driver took from the stack
+	// for sending.
 	TxFrames uint64 `json:"tx_frames"`
 	TxBytes  uint64 `json:"tx_bytes"`
-	// TxErrors counts frames the kernel refused to send.
+	// TxErrors counts frames the driver refused and those the kernel
+	// refused to send.
 	TxErrors uint64 `json:"tx_errors"`
 	// Driver is the driver in use and Mode, for AF_XDP, whether its XDP
 	// program runs in the NIC driver ("native") or on socket buffers
@@ -94,6 +96,9 @@ type RingStats struct {
 	// full receive ring, an empty fill ring or invalid descriptors, and
 	// transmit failures.
 	Drops uint64 `json:"drops"`
+	// Coalesced counts transmitted frames that went to the kernel as part
+	// of a TSO super-frame (AF_PACKET).
+	Coalesced uint64 `json:"coalesced,omitempty"`
 }
 
 // LinkState is the interface's carrier and how often it changed.
