@@ -33,9 +33,10 @@ func (e *endpoint) now() time.Duration {
 }
 
 // isDupAck is the duplicate ACK of RFC 5681 section 2, also counting an ACK
-// that brings SACK information (RFC 6675 section 2).
+// that brings SACK information (RFC 6675 section 2). Behind a closed window
+// the repeated ACKs answer window probes, and say nothing of loss.
 func (e *endpoint) isDupAck(seg *Segment) bool {
-	if seg.Ack != e.sndUna || e.sndUna == e.sndMax || len(seg.Payload) > 0 ||
+	if seg.Ack != e.sndUna || e.sndUna == e.sndMax || e.sndWnd == 0 || len(seg.Payload) > 0 ||
 		seg.Flags&(header.TCPFlagSyn|header.TCPFlagFin) != 0 {
 		return false
 	}

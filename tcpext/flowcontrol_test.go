@@ -1,0 +1,111 @@
+package tcpext_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+)
+
+// Zero-window probing (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17): with data
+// waiting behind a closed window, the first probe goes one RTO after the
+// window closed on it, and each further probe waits twice as long, whether
+// or not the peer answers with the window still closed; the window opening
+// resumes sending at once.
+func TestZeroWindowProbeBackoff(t *testing.T) {
+	d := newDUT(t, testOptions())
+	const peerISN = 7000
+	ep, port, iss := d.connect(peerISN)
+	write(t, ep, []byte("0123456789"))
+	d.expect(ack|psh, uint64(iss+1), peerISN+1)
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 11, flags: ack, window: 0})
+	write(t, ep, []byte("waiting"))
+	d.expectNone()
+
+	interval := 200 * time.Millisecond // the RTO: the floor, the manual clock's RTT being 0
+	for probe := range 6 {
+		d.clock.Advance(interval - time.Millisecond)
+		d.expectNone()
+		d.clock.Advance(time.Millisecond)
+		got := d.next()
+		if uint32(got.Seq) != iss+11 || string(got.Payload) != "w" {
+			t.Fatalf("probe %d: got %s, want one byte (w) at %d", probe, describe(got), iss+11)
+		}
+		if probe%2 == 1 {
+			// Every other probe is answered, the window still closed.
+			d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 11, flags: ack, window: 0})
+		}
+		d.expectNone()
+		interval *= 2
+	}
+	// Three answers with the same ACK are not duplicate ACKs: a probe
+	// answered behind a closed window is no sign of loss.
+	if tcb := d.proto.TCBs()[0]; tcb.Counters.WindowProbes != 6 || tcb.State != "ESTABLISHED" || tcb.Counters.FastRetransmits != 0 {
+		t.Fatalf("window_probes %d fast_retransmits %d state %s, want 6 probes, no fast retransmit, the connection kept",
+			tcb.Counters.WindowProbes, tcb.Counters.FastRetransmits, tcb.State)
+	}
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 11, flags: ack, window: 65535})
+	if got := d.next(); uint32(got.Seq) != iss+11 || string(got.Payload) != "waiting" {
+		t.Fatalf("after the window opened: got %s, want the waiting data at once", describe(got))
+	}
+}
+
+// Receiver-side silly window avoidance (RFC 9293 3.8.6.2.2): once the
+// window is closed, its right edge moves only when at least
+// min(MSS, buffer/2) has been freed, so small reads offer no small windows.
+func TestReceiverSillyWindowAvoidance(t *testing.T) {
+	d := newDUT(t, testOptions())
+	ep, _ := d.endpoint()
+	ep.SocketOptions().SetReceiveBufferSize(10000, true)
+	if err := ep.Connect(tcpip.FullAddress{Addr: peerAddr, Port: 80}); err == nil {
+		t.Fatal("Connect returned nil")
+	}
+	s := d.expect(syn, anySeq, 0)
+	if s.Window != 10000 {
+		t.Fatalf("SYN window %d, want the 10000-byte buffer", s.Window)
+	}
+	port, iss := s.SrcPort, uint32(s.Seq)
+	const peerISN = 100
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN, ack: iss + 1, flags: synAck, window: 65535, mss: 1000})
+	d.expect(ack, uint64(iss+1), peerISN+1)
+
+	// The peer fills the window.
+	payload := bytes.Repeat([]byte("f"), 1000)
+	for i := range 10 {
+		d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1 + uint32(i)*1000, ack: iss + 1, flags: ack, window: 65535, payload: payload})
+	}
+	var last uint16 = 0xffff
+	for {
+		got, ok := d.poll()
+		if !ok {
+			break
+		}
+		last = got.Window
+	}
+	if last != 0 {
+		t.Fatalf("window %d with the buffer full, want 0", last)
+	}
+	readN := func(n int) {
+		t.Helper()
+		var b bytes.Buffer
+		if _, err := ep.Read(&tcpip.LimitedWriter{W: &b, N: int64(n)}, tcpip.ReadOptions{}); err != nil || b.Len() != n {
+			t.Fatalf("read %d bytes, %v; want %d", b.Len(), err, n)
+		}
+	}
+	// 500 bytes free is less than our MSS (1460) and less than half the
+	// buffer: no window is offered.
+	readN(500)
+	d.expectNone()
+	// The peer's window probe is answered with the window still closed.
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 10001, ack: iss + 1, flags: ack, window: 65535, payload: []byte("p")})
+	if got := d.next(); got.Window != 0 || uint32(got.Ack) != peerISN+10001 {
+		t.Fatalf("probe answered with %s after a 500-byte read, want ACK %d offering window 0", describe(got), peerISN+10001)
+	}
+	// With 1500 bytes free (above our 1460-byte MSS) the edge moves, and
+	// the window update goes out at once.
+	readN(1000)
+	if got := d.next(); got.Window != 1500 || got.Flags != ack {
+		t.Fatalf("got %s after 1500 bytes were freed, want a window update offering 1500", describe(got))
+	}
+}
