@@ -2,7 +2,9 @@ package mgmt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/synfin/synfin/tcpext"
 )
 
 // prompt is the interactive shell's prompt, on SSH and the console alike.
@@ -75,6 +79,77 @@ func (s *Shell) interactive(ctx context.Context, t *term.Terminal) error {
 // restored when ServeConsole returns; one with read deadlines is woken
 // when ctx is done.
 func ServeConsole(ctx context.Context, shell *Shell, rw io.ReadWriter) error {
+	return serveTerminal(ctx, rw, func(t *term.Terminal) error { return shell.interactive(ctx, t) })
+}
+
+// ServeRemoteConsole is ServeConsole for a console held by another process
+// than the firmware's, such as an init that supervises it: lines are
+// edited here and run by the firmware behind the management socket at
+// path, and tab completion asks it for TCB ids. It returns when the
+// firmware goes away, so the caller can wait for the socket and call again.
+func ServeRemoteConsole(ctx context.Context, path string, rw io.ReadWriter) error {
+	c, err := Dial(path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	completer := NewShell(remoteTCBs{c})
+	return serveTerminal(ctx, rw, func(t *term.Terminal) error {
+		t.AutoCompleteCallback = completer.autoComplete(t)
+		return remoteSession(c, t)
+	})
+}
+
+// remoteSession runs the lines typed at t on the firmware behind c.
+func remoteSession(c *Client, t *term.Terminal) error {
+	fmt.Fprintln(t, `synfin management shell: "help" lists commands, tab completes, "exit" leaves`)
+	for {
+		line, err := t.ReadLine()
+		if err != nil {
+			return err
+		}
+		switch line = strings.TrimSpace(line); line {
+		case "":
+			continue
+		case "exit", "quit", "logout":
+			return nil
+		}
+		if _, err := c.Run(line, t); err != nil {
+			return err
+		}
+	}
+}
+
+// remoteTCBs lists the TCBs of a firmware behind its management socket,
+// for tab completion.
+type remoteTCBs struct{ c *Client }
+
+func (r remoteTCBs) TCBs() []tcpext.TCBInfo {
+	var b bytes.Buffer
+	if status, err := r.c.Run("show tcb --json", &b); err != nil || status != StatusOK {
+		return nil
+	}
+	var tcbs []tcpext.TCBInfo
+	if json.Unmarshal(b.Bytes(), &tcbs) != nil {
+		return nil
+	}
+	return tcbs
+}
+
+func (r remoteTCBs) TCB(id uint64) (tcpext.TCBInfo, bool) {
+	for _, t := range r.TCBs() {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return tcpext.TCBInfo{}, false
+}
+
+// serveTerminal runs sessions on a terminal over rw until ctx is done or
+// the input ends, in raw mode if rw is a terminal device.
+func serveTerminal(ctx context.Context, rw io.ReadWriter, session func(*term.Terminal) error) error {
 	t := term.NewTerminal(rw, prompt)
 	if f, ok := rw.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fd := int(f.Fd())
@@ -92,7 +167,7 @@ func ServeConsole(ctx context.Context, shell *Shell, rw io.ReadWriter) error {
 		defer stop()
 	}
 	for ctx.Err() == nil {
-		err := shell.interactive(ctx, t)
+		err := session(t)
 		switch {
 		case ctx.Err() != nil, errors.Is(err, io.EOF):
 			return nil
