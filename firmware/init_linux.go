@@ -49,6 +49,7 @@ var mounts = []struct {
 // usable, runs the firmware under supervision and powers the machine off or
 // reboots it when asked. It never returns: PID 1 exiting panics the kernel.
 func runInit() {
+	started := time.Now()
 	// The kernel opened /dev/console as stdin, stdout and stderr.
 	console := os.Stderr
 	log := slog.New(slog.NewTextHandler(console, nil))
@@ -70,10 +71,10 @@ func runInit() {
 
 	prof := initBoard(log)
 	loadModules(log, prof.Modules)
-	mountPerm(log, prof.Perm)
-	cfg := loadInitConfig(log, prof)
+	perm := mountPerm(log, prof.Perm)
+	cfg := loadInitConfig(log, prof, permConfig)
 
-	in := &initSystem{log: log, prof: prof, cfg: cfg, power: make(chan mgmt.PowerAction, 1)}
+	in := &initSystem{log: log, prof: prof, cfg: cfg, perm: perm, started: started, power: make(chan mgmt.PowerAction, 1)}
 	in.run(console)
 }
 
@@ -112,11 +113,14 @@ func mountAPI(target, fstype string, flags uintptr, data string) error {
 // initSystem is the running init: the supervised firmware, its health, and
 // the power requests.
 type initSystem struct {
-	log    *slog.Logger
-	prof   *board.Profile
-	cfg    *config.Config
-	health health
-	power  chan mgmt.PowerAction
+	log  *slog.Logger
+	prof *board.Profile
+	cfg  *config.Config
+	// perm says what /perm is: the device mounted, or tmpfs.
+	perm    string
+	started time.Time
+	health  health
+	power   chan mgmt.PowerAction
 }
 
 func (in *initSystem) run(console *os.File) {
@@ -174,7 +178,7 @@ func (in *initSystem) supervise(ctx context.Context, console io.Writer) {
 	delay := time.Second
 	for ctx.Err() == nil {
 		err := runRecovered(func() error {
-			return runFirmware(ctx, in.cfg, in.log, ready, mgmt.WithPower(in.requestPower))
+			return runFirmware(ctx, in.cfg, in.log, ready, mgmt.WithPower(in.requestPower), mgmt.WithSystem(in.systemInfo))
 		})
 		in.health.set(false)
 		if ctx.Err() != nil {

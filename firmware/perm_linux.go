@@ -26,11 +26,12 @@ const (
 
 // mountPerm mounts the board's /perm device (ext4). Without one, or if it
 // cannot be mounted, /perm is a tmpfs: the box still comes up, but forgets
-// on reboot what it writes there, and the console says so.
-func mountPerm(log *slog.Logger, dev string) {
+// on reboot what it writes there, and the console says so. It returns what
+// /perm is: the device, or "tmpfs".
+func mountPerm(log *slog.Logger, dev string) string {
 	if err := os.MkdirAll(permDir, 0o700); err != nil {
 		log.Error("perm", "err", err)
-		return
+		return "none"
 	}
 	err := errors.New("the board has no /perm device")
 	if dev != "" {
@@ -40,26 +41,28 @@ func mountPerm(log *slog.Logger, dev string) {
 	}
 	if err == nil {
 		log.Info("perm mounted", "device", dev, "path", permDir)
-		return
+		return dev
 	}
 	log.Warn("PERM NOT MOUNTED: config and keys will not survive a reboot", "device", dev, "err", err)
 	if err := unix.Mount("tmpfs", permDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
 		log.Error("perm tmpfs", "err", err)
+		return "none"
 	}
+	return "tmpfs"
 }
 
-// loadInitConfig loads /perm/synfin.yaml over the board's defaults. A
-// missing or bad file gives the built-in defaults, which still bring the
-// management shell up; the console says which it was.
-func loadInitConfig(log *slog.Logger, prof *board.Profile) *config.Config {
+// loadInitConfig loads the config file at path (/perm/synfin.yaml) over the
+// board's defaults. A missing or bad file gives the built-in defaults,
+// which still bring the management shell up; the console says which it was.
+func loadInitConfig(log *slog.Logger, prof *board.Profile, path string) *config.Config {
 	defaults := map[string]string{"board": prof.Name}
 	for k, v := range prof.Defaults {
 		defaults[k] = v
 	}
-	cfg, err := config.LoadDefaults(permConfig, defaults)
+	cfg, err := config.LoadDefaults(path, defaults)
 	switch {
 	case err == nil:
-		log.Info("config loaded", "path", permConfig)
+		log.Info("config loaded", "path", path)
 		if cfg.Board != prof.Name && cfg.Board != board.Auto {
 			log.Warn("config names another board; the booted one's profile is in use",
 				"config", cfg.Board, "booted", prof.Name)
@@ -67,9 +70,9 @@ func loadInitConfig(log *slog.Logger, prof *board.Profile) *config.Config {
 		cfg.Board = prof.Name
 		return cfg
 	case errors.Is(err, os.ErrNotExist):
-		log.Warn("NO CONFIG: using built-in defaults", "path", permConfig)
+		log.Warn("NO CONFIG: using built-in defaults", "path", path)
 	default:
-		log.Error("BAD CONFIG: using built-in defaults", "path", permConfig, "err", err)
+		log.Error("BAD CONFIG: using built-in defaults", "path", path, "err", err)
 	}
 	cfg, err = config.LoadDefaults("", defaults)
 	if err != nil {

@@ -50,3 +50,26 @@ func TestPowerUnavailable(t *testing.T) {
 		t.Errorf("failing power function: status %d, output %q", st, out.String())
 	}
 }
+
+func TestShowSystem(t *testing.T) {
+	sh := NewShell(fakeTCBs{}, WithSystem(func() any {
+		return map[string]any{"board": "qemu-virt", "memory": map[string]any{"rss_bytes": 12345}}
+	}))
+	var out strings.Builder
+	if st := sh.Run(context.Background(), "show system", &out); st != StatusOK {
+		t.Fatalf("status %d: %s", st, out.String())
+	}
+	for _, want := range []string{"board", "qemu-virt", "memory.rss_bytes", "12345"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("show system lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if st := sh.Run(context.Background(), "show system --json", &out); st != StatusOK || !strings.Contains(out.String(), `"rss_bytes": 12345`) && !strings.Contains(out.String(), `"rss_bytes":12345`) {
+		t.Errorf("show system --json: status %d, %s", st, out.String())
+	}
+	out.Reset()
+	if st := NewShell(fakeTCBs{}).Run(context.Background(), "show system", &out); st != StatusError {
+		t.Errorf("show system without WithSystem: status %d", st)
+	}
+}

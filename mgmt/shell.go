@@ -74,6 +74,7 @@ type Shell struct {
 	dumps      DumpSource
 	log        *slog.Logger
 	power      func(PowerAction) error
+	system     func() any
 }
 
 // Option configures a Shell.
@@ -227,6 +228,13 @@ func init() {
 			help:  "stop the capture and say what it wrote",
 			flags: []string{"--json"},
 			run:   (*Shell).captureStop,
+		},
+		{
+			words: []string{"show", "system"},
+			args:  "[--json]",
+			help:  "show the box: board, kernel, uptime, memory",
+			flags: []string{"--json"},
+			run:   (*Shell).showSystem,
 		},
 		{
 			words: []string{"reboot"},

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -97,86 +98,133 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
-// TestQEMUBoot boots the QEMU image with a /perm holding a test key, waits
-// for the ready line, logs in with ssh and finds its own connection in
-// "show tcb", talks to the echo service through a second host forward, and
-// powers the guest off from the serial console.
-func TestQEMUBoot(t *testing.T) {
+// guest is a booted QEMU image.
+type guest struct {
+	con               *console
+	stdin             io.Writer
+	exited            chan error
+	key               string
+	sshPort, echoPort int
+	start             time.Time
+}
+
+// bootQEMU boots the QEMU image with a fresh /perm holding the config file
+// config and a new SSH key, and waits for the ready line.
+func bootQEMU(t *testing.T, config string) *guest {
+	t.Helper()
 	dir := os.Getenv(envQEMUImage)
 	if dir == "" {
 		t.Skipf("%s not set: run make test-images (builds and boots the image)", envQEMUImage)
 	}
 	needTools(t, "qemu-system-aarch64", "ssh", "ssh-keygen", "mkfs.ext4")
 	tmp := t.TempDir()
-	key := filepath.Join(tmp, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "synfin-boot-test", "-f", key).CombinedOutput(); err != nil {
+	g := &guest{key: filepath.Join(tmp, "id_ed25519"), exited: make(chan error, 1)}
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "synfin-boot-test", "-f", g.key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
 	}
 	perm := filepath.Join(tmp, "perm.img")
-	o := options{config: "../../images/qemu/synfin.yaml", authorizedKeys: key + ".pub", permSize: 64 << 20}
+	o := options{config: config, authorizedKeys: g.key + ".pub", permSize: 64 << 20}
 	if err := buildPerm(o, perm); err != nil {
 		t.Fatal(err)
 	}
 
-	sshPort, echoPort := freePort(t, 2222), freePort(t, 2207)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+poweroffTimeout+time.Minute)
-	defer cancel()
+	g.sshPort, g.echoPort = freePort(t, 2222), freePort(t, 2207)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+poweroffTimeout+2*time.Minute)
+	t.Cleanup(cancel)
 	qemu := exec.CommandContext(ctx, "../../images/qemu/run.sh", dir)
-	qemu.Env = append(os.Environ(), "PERM="+perm, fmt.Sprintf("SSH_PORT=%d", sshPort), fmt.Sprintf("ECHO_PORT=%d", echoPort))
+	qemu.Env = append(os.Environ(), "PERM="+perm, fmt.Sprintf("SSH_PORT=%d", g.sshPort), fmt.Sprintf("ECHO_PORT=%d", g.echoPort))
 	stdin, err := qemu.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.stdin = stdin
 	pr, pw := io.Pipe()
 	qemu.Stdout, qemu.Stderr = pw, pw
-	con := &console{lines: make(chan string, 1024)}
-	go con.read(pr)
-	start := time.Now()
+	g.con = &console{lines: make(chan string, 1024)}
+	go g.con.read(pr)
+	g.start = time.Now()
 	if err := qemu.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		exited <- qemu.Wait()
+		err := qemu.Wait()
 		pw.Close()
+		close(done)
+		g.exited <- err
 	}()
-	defer func() {
-		if qemu.ProcessState == nil {
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
 			qemu.Process.Kill()
-			<-exited
+			<-done
 		}
 		if t.Failed() {
-			t.Logf("console:\n%s", con)
+			t.Logf("console:\n%s", g.con)
 		}
-	}()
+	})
+	g.con.waitFor(t, "synfin: ready", bootTimeout)
+	return g
+}
 
-	con.waitFor(t, "synfin: ready", bootTimeout)
-	ready := time.Since(start)
+// ssh runs a shell command over SSH, retrying while the server is not up
+// yet.
+func (g *guest) ssh(t *testing.T, command string) string {
+	t.Helper()
+	args := []string{"-p", fmt.Sprint(g.sshPort), "-i", g.key, "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+		"-o", "LogLevel=ERROR", "synfin@127.0.0.1", command}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := exec.Command("ssh", args...).CombinedOutput()
+		if err == nil {
+			return string(out)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh %s: %v\n%s", command, err, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// poweroff types poweroff on the serial console and waits for QEMU to end.
+func (g *guest) poweroff(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(g.stdin, "poweroff\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-g.exited:
+		if err != nil {
+			t.Fatalf("qemu exited with %v after poweroff", err)
+		}
+	case <-time.After(poweroffTimeout):
+		t.Fatalf("qemu still running %v after poweroff", poweroffTimeout)
+	}
+	if !strings.Contains(g.con.String(), "synfin: poweroff") {
+		t.Errorf("console does not show the orderly power-off")
+	}
+}
+
+// TestQEMUBoot boots the QEMU image with a /perm holding a test key, waits
+// for the ready line, logs in with ssh and finds its own connection in
+// "show tcb", talks to the echo service through a second host forward, and
+// powers the guest off from the serial console.
+func TestQEMUBoot(t *testing.T) {
+	g := bootQEMU(t, "../../images/qemu/synfin.yaml")
+	ready := time.Since(g.start)
 	for _, want := range []string{"perm mounted", "config loaded", "hardware watchdog armed"} {
-		if !strings.Contains(con.String(), want) {
+		if !strings.Contains(g.con.String(), want) {
 			t.Errorf("console lacks %q", want)
 		}
 	}
 
 	// Logged in over SSH, the TCB table holds this very connection.
-	sshArgs := []string{"-p", fmt.Sprint(sshPort), "-i", key, "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-		"-o", "LogLevel=ERROR", "synfin@127.0.0.1", "show tcb"}
-	var out []byte
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err = exec.CommandContext(ctx, "ssh", sshArgs...).CombinedOutput()
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	sshReady := time.Since(start)
-	if err != nil {
-		t.Fatalf("ssh show tcb: %v\n%s", err, out)
-	}
+	out := g.ssh(t, "show tcb")
+	sshReady := time.Since(g.start)
 	var own bool
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		own = own || (strings.Contains(line, "ESTABLISHED") && strings.Contains(line, "10.0.2.15:22 ") && strings.Contains(line, "10.0.2.2:"))
 	}
 	if !own {
@@ -184,7 +232,7 @@ func TestQEMUBoot(t *testing.T) {
 	}
 
 	// The echo service, through the second host forward.
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", echoPort), 10*time.Second)
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", g.echoPort), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,23 +246,44 @@ func TestQEMUBoot(t *testing.T) {
 	if err != nil || got != msg {
 		t.Errorf("echo answered %q, %v; want %q", got, err, msg)
 	}
-	t.Logf("TCG boot: ready line after %v, ssh show tcb answered after %v", ready.Round(time.Millisecond), sshReady.Round(time.Millisecond))
 
-	// poweroff on the serial console ends QEMU cleanly.
-	if _, err := io.WriteString(stdin, "poweroff\n"); err != nil {
+	var sys struct {
+		Board  string `json:"board"`
+		Perm   string `json:"perm"`
+		Memory struct {
+			RSSBytes uint64 `json:"rss_bytes"`
+		} `json:"memory"`
+	}
+	if err := json.Unmarshal([]byte(g.ssh(t, "show system --json")), &sys); err != nil {
+		t.Fatalf("show system --json: %v", err)
+	}
+	if sys.Board != "qemu-virt" || sys.Perm != "/dev/vda" || sys.Memory.RSSBytes == 0 {
+		t.Errorf("show system: %+v, want board qemu-virt, /perm on /dev/vda, an RSS", sys)
+	}
+	t.Logf("TCG boot: ready line after %v, ssh show tcb answered after %v; firmware RSS %.1f MiB",
+		ready.Round(time.Millisecond), sshReady.Round(time.Millisecond), float64(sys.Memory.RSSBytes)/(1<<20))
+
+	g.poweroff(t)
+}
+
+// TestQEMUBootBadConfig boots with a config that does not parse: the
+// console says so, and the built-in defaults still bring up SSH and the
+// shell on the board's network.
+func TestQEMUBootBadConfig(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("net: {address: 10.0.2.300/24}\ntcp: {msl: forever}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("qemu exited with %v after poweroff", err)
+	g := bootQEMU(t, bad)
+	for _, want := range []string{"BAD CONFIG: using built-in defaults", "net.address", "tcp.msl"} {
+		if !strings.Contains(g.con.String(), want) {
+			t.Errorf("console lacks %q", want)
 		}
-	case <-time.After(poweroffTimeout):
-		t.Fatalf("qemu still running %v after poweroff", poweroffTimeout)
 	}
-	if !strings.Contains(con.String(), "synfin: poweroff") {
-		t.Errorf("console does not show the orderly power-off")
+	if out := g.ssh(t, "show config"); !strings.Contains(out, "10.0.2.15/24") {
+		t.Errorf("show config does not show the board's default address:\n%s", out)
 	}
+	g.poweroff(t)
 }
 
 // TestRPiImage checks the SD-card image: its partition table (sfdisk), the

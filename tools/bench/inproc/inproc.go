@@ -323,7 +323,9 @@ func (p *Pair) IdleMemory(n int) (float64, error) {
 			return 0, fmt.Errorf("inproc: %d of %d connections accepted", i, n)
 		}
 	}
-	per := float64(heap()-before) / float64(n)
+	// Signed: garbage of earlier work collected meanwhile can make the
+	// difference negative for a small n.
+	per := float64(int64(heap())-int64(before)) / float64(n)
 	for _, c := range conns {
 		c.Close()
 	}

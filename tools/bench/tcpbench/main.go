@@ -1,0 +1,177 @@
+// Command tcpbench measures tcpext against gVisor's own TCP in one process
+// and prints one Markdown table: bulk throughput and CPU per GB at MTU 1500
+// and 65 535, goodput on a lossy link for each congestion control,
+// connections per second, and heap per idle connection. Each row takes the
+// median of -runs runs, alternating the two implementations so that a
+// change in the machine's load falls on both.
+//
+// The lab row (the firmware against Linux over veth, next to Linux against
+// Linux) comes from tools/bench/nicbench, which needs root and the lab.
+//
+//	go run ./tools/bench/tcpbench
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/synfin/synfin/tools/bench/inproc"
+)
+
+// measure runs one measurement of one implementation.
+type measure func(impl string) (float64, error)
+
+// row is one line of the table.
+type row struct {
+	name, unit string
+	// higherBetter says which way the ratio goes: tcpext/gVisor when
+	// higher is better, gVisor/tcpext otherwise, so a ratio above 1
+	// always favours tcpext.
+	higherBetter bool
+	target       string
+	run          measure
+}
+
+func main() {
+	runs := flag.Int("runs", 3, "runs per implementation and row; the median is reported")
+	bulkMiB := flag.Int("bulk", 512, "MiB per bulk run")
+	lossyMiB := flag.Int("lossy", 8, "MiB per run on the lossy link")
+	conns := flag.Int("conns", 5000, "connections per connections-per-second run")
+	idle := flag.Int("idle", 10000, "idle connections for the memory row")
+	flag.Parse()
+	log.SetFlags(0)
+
+	rows := []row{
+		bulkRow(1500, *bulkMiB, false),
+		bulkRow(1500, *bulkMiB, true),
+		bulkRow(65535, 4**bulkMiB, false),
+		bulkRow(65535, 4**bulkMiB, true),
+		lossyRow("newreno", *lossyMiB),
+		lossyRow("cubic", *lossyMiB),
+		{
+			name: "connections per second (open, 1 byte each way, close)", unit: "conn/s",
+			higherBetter: true, target: "≥ 1.5×",
+			run: func(impl string) (float64, error) {
+				p, err := inproc.NewPair(impl, 1500)
+				if err != nil {
+					return 0, err
+				}
+				defer p.Close()
+				start := time.Now()
+				if err := p.Echo1(*conns); err != nil {
+					return 0, err
+				}
+				return float64(*conns) / time.Since(start).Seconds(), nil
+			},
+		},
+		{
+			name: fmt.Sprintf("heap per idle established connection, %d connections, both ends", *idle), unit: "B",
+			target: "≤ 0.5× (ratio ≥ 2×)",
+			run: func(impl string) (float64, error) {
+				p, err := inproc.NewPair(impl, 1500)
+				if err != nil {
+					return 0, err
+				}
+				defer p.Close()
+				return p.IdleMemory(*idle)
+			},
+		},
+	}
+
+	fmt.Printf("| benchmark | tcpext | gVisor TCP | ratio | target |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		var ours, theirs []float64
+		for range *runs {
+			for _, impl := range []string{inproc.TCPExt, inproc.GVisor} {
+				v, err := r.run(impl)
+				if err != nil {
+					log.Fatalf("%s, %s: %v", r.name, impl, err)
+				}
+				if impl == inproc.TCPExt {
+					ours = append(ours, v)
+				} else {
+					theirs = append(theirs, v)
+				}
+			}
+		}
+		a, b := median(ours), median(theirs)
+		ratio := a / b
+		if !r.higherBetter {
+			ratio = b / a
+		}
+		fmt.Printf("| %s | %s %s | %s %s | %.2f× | %s |\n", r.name, format(a), r.unit, format(b), r.unit, ratio, r.target)
+	}
+	fmt.Fprintf(os.Stderr, "ratios above 1 favour tcpext; medians of %d runs\n", *runs)
+}
+
+// bulkRow is one-way bulk transfer in 64 KiB writes: throughput, or CPU
+// time (both stacks, user and system) per GB moved.
+func bulkRow(mtu uint32, mib int, cpu bool) row {
+	r := row{
+		name: fmt.Sprintf("bulk throughput, MTU %d", mtu), unit: "MB/s",
+		higherBetter: true, target: "≥ 1.2×",
+	}
+	if cpu {
+		r.name, r.unit, r.higherBetter = fmt.Sprintf("CPU per GB, MTU %d", mtu), "s/GB", false
+	}
+	total := mib << 20
+	r.run = func(impl string) (float64, error) {
+		p, err := inproc.NewPair(impl, mtu)
+		if err != nil {
+			return 0, err
+		}
+		defer p.Close()
+		start, cpu0 := time.Now(), inproc.CPUTime()
+		if err := p.Bulk(total, 64<<10); err != nil {
+			return 0, err
+		}
+		if cpu {
+			return (inproc.CPUTime() - cpu0).Seconds() / (float64(total) / 1e9), nil
+		}
+		return float64(total) / 1e6 / time.Since(start).Seconds(), nil
+	}
+	return r
+}
+
+// lossyRow is goodput on inproc.LossyLink with one congestion control on
+// both sides (gVisor's with SACK and RACK).
+func lossyRow(cc string, mib int) row {
+	total := mib << 20
+	return row{
+		name: "goodput at 1 % loss, 10 ms RTT, " + cc, unit: "MB/s",
+		higherBetter: true, target: "≥ 1.0×",
+		run: func(impl string) (float64, error) {
+			p, err := inproc.NewPairWith(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: inproc.LossyLink()})
+			if err != nil {
+				return 0, err
+			}
+			defer p.Close()
+			start := time.Now()
+			if err := p.Bulk(total, 64<<10); err != nil {
+				return 0, err
+			}
+			return float64(total) / 1e6 / time.Since(start).Seconds(), nil
+		},
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
