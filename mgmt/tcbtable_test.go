@@ -92,7 +92,7 @@ func TestComplete(t *testing.T) {
 	}{
 		{"", "", []string{"clear", "help", "set", "show", "tcb", "tcp"}},
 		{"sh", "sh", []string{"show"}},
-		{"show ", "", []string{"config", "interfaces", "stats", "tcb"}},
+		{"show ", "", []string{"config", "interfaces", "stats", "system", "tcb"}},
 		{"show t", "t", []string{"tcb"}},
 		{"show tcb --s", "--s", []string{"--sort", "--state"}},
 		{"show tcb --state ", "", []string{"close-wait", "closed", "closing", "established", "fin-wait-1", "fin-wait-2", "last-ack", "listen", "syn-received", "syn-sent", "time-wait"}},
