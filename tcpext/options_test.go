@@ -53,6 +53,31 @@ func TestWindowScaleShift14(t *testing.T) {
 	}
 }
 
+// A pure duplicate ACK overtaken by a newer segment is not an old
+// duplicate: PAWS lets it through silently, as Linux does; older by more
+// than an RTO, or carrying data, it is dropped and answered.
+func TestPAWSLetsDisorderedACKThrough(t *testing.T) {
+	d := newDUT(t, testOptions())
+	ts := func(v uint32) tcpext.SegmentOptions {
+		return tcpext.SegmentOptions{WindowScale: -1, Timestamps: true, TSVal: v}
+	}
+	_, iss := d.acceptWithOptions(ts(1000), ts(1000))
+	d.injectOpts(seg{srcPort: 40000, dstPort: 7, seq: 101, ack: iss + 1, flags: ack, window: 65535, payload: []byte("new")}, ts(1100))
+	d.expect(ack, uint64(iss+1), 104)
+	// The reordered pure ACK repeats the last window: it updates nothing.
+	d.injectOpts(seg{srcPort: 40000, dstPort: 7, seq: 104, ack: iss + 1, flags: ack, window: 65535}, ts(1050))
+	d.expectNone()
+	if tcb := d.proto.TCBs()[1]; tcb.Counters.PAWSDropped != 0 || tcb.TSRecent != 1100 {
+		t.Fatalf("paws_dropped=%d ts_recent=%d after a disordered ACK, want 0 and 1100", tcb.Counters.PAWSDropped, tcb.TSRecent)
+	}
+	// Older than the RTO (200 ms, 200 timestamp ticks): dropped.
+	d.injectOpts(seg{srcPort: 40000, dstPort: 7, seq: 104, ack: iss + 1, flags: ack, window: 65535}, ts(800))
+	d.expect(ack, uint64(iss+1), 104)
+	if tcb := d.proto.TCBs()[1]; tcb.Counters.PAWSDropped != 1 {
+		t.Fatalf("paws_dropped=%d after an ACK older than an RTO, want 1", tcb.Counters.PAWSDropped)
+	}
+}
+
 // PAWS: a segment whose timestamp is older than TS.Recent is an old
 // duplicate, dropped and answered with an ACK (RFC 7323 section 5.3).
 func TestPAWSDropsOldTimestamp(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 )
 
 // Timestamps (RFC 7323 sections 3 to 5): on only if both SYNs carried the
@@ -36,10 +37,22 @@ func (e *endpoint) pawsReject(seg *Segment) bool {
 	if !e.tsOK || !seg.Options.Timestamps || seg.has(header.TCPFlagRst) {
 		return false
 	}
-	if int32(seg.Options.TSVal-e.tsRecent) >= 0 {
+	if int32(seg.Options.TSVal-e.tsRecent) >= 0 || e.disorderedACK(seg) {
 		return false
 	}
 	return e.monoNow().Sub(e.tsRecentAt) < pawsIdle
+}
+
+// disorderedACK is a pure duplicate ACK that the network reordered behind
+// a newer segment: it changes nothing, so PAWS lets it through rather than
+// answer it with an ACK of our own, as Linux does (tcp_disordered_ack).
+// PAWS exists to keep old data out (RFC 7323 section 5.1); such an ACK
+// carries none, and its timestamp is at most an RTO older than TS.Recent.
+func (e *endpoint) disorderedACK(seg *Segment) bool {
+	return seg.Flags == header.TCPFlagAck && len(seg.Payload) == 0 &&
+		seg.Seq == e.rcvNxt && seg.Ack == e.sndUna &&
+		seqnum.Size(seg.Window)<<e.sndWScale == e.sndWnd &&
+		int64(e.tsRecent-seg.Options.TSVal) <= e.rtt.current().Milliseconds()
 }
 
 // updateTSRecent keeps the timestamp to echo (RFC 7323 section 4.3): the
