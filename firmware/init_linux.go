@@ -52,7 +52,7 @@ func runInit() {
 	started := time.Now()
 	// The kernel opened /dev/console as stdin, stdout and stderr.
 	console := os.Stderr
-	log := slog.New(slog.NewTextHandler(console, nil))
+	log := slog.New(slog.NewTextHandler(crlfWriter{console}, nil))
 	slog.SetDefault(log)
 	log.Info("synfin init starting", "version", buildVersion())
 
@@ -174,7 +174,7 @@ func (in *initSystem) signals() {
 // supervise runs the firmware until ctx is done, restarting it with back-off
 // when it fails or panics.
 func (in *initSystem) supervise(ctx context.Context, console io.Writer) {
-	ready := readyWriter{w: console, ready: func() { in.health.set(true) }}
+	ready := readyWriter{w: crlfWriter{console}, ready: func() { in.health.set(true) }}
 	delay := time.Second
 	for ctx.Err() == nil {
 		err := runRecovered(func() error {
