@@ -98,13 +98,35 @@ func copyAt(dst *os.File, src string, off, limit int64) error {
 	if st.Size() > limit {
 		return fmt.Errorf("%s: %d bytes do not fit the partition's %d", src, st.Size(), limit)
 	}
-	if _, err := dst.Seek(off, io.SeekStart); err != nil {
-		return err
+	// Blocks of zeros are skipped, so the image stays as sparse as the
+	// file systems in it.
+	buf := make([]byte, 1<<16)
+	for pos := off; ; {
+		n, err := io.ReadFull(s, buf)
+		if n > 0 {
+			if !allZero(buf[:n]) {
+				if _, werr := dst.WriteAt(buf[:n], pos); werr != nil {
+					return fmt.Errorf("copy %s into the image: %w", src, werr)
+				}
+			}
+			pos += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("copy %s into the image: %w", src, err)
+		}
 	}
-	if _, err := io.Copy(dst, s); err != nil {
-		return fmt.Errorf("copy %s into the image: %w", src, err)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
 	}
-	return nil
+	return true
 }
 
 // makeFAT32 writes a FAT32 file system image of size bytes at path holding
