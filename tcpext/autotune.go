@@ -71,7 +71,7 @@ func (e *endpoint) tuneSend() {
 
 // rcvWScaleWanted is the window-scale shift to announce on our SYN: enough
 // for the largest buffer the connection may grow to (RFC 7323 section 2.3).
-func (e *endpoint) rcvWScaleWanted() int {
+func (e *endpoint) rcvWScaleWanted() int8 {
 	if e.rcvTune.fixed {
 		return wscaleFor(e.rcvBufMax)
 	}

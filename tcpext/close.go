@@ -87,8 +87,7 @@ func (e *endpoint) cleanup() {
 	e.stopKeepalive()
 	e.delackTimer.stop()
 	if e.inDemux {
-		e.proto.unregister(e, e.demuxID)
-		e.inDemux = false
+		e.proto.unregister(e)
 	}
 	if e.portHeld {
 		e.proto.releasePort(e, e.tid.LocalPort)

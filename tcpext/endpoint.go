@@ -40,23 +40,22 @@ type endpoint struct {
 
 	mu       sync.Mutex
 	state    State
-	tid      stack.TransportEndpointID
-	nicID    tcpip.NICID
-	route    *stack.Route
 	portHeld bool // tid.LocalPort is reserved in proto.ports
-	inDemux  bool // registered with the stack's demuxer under demuxID
-	demuxID  stack.TransportEndpointID
-
-	// Listener side (RFC 9293 section 3.10.7.2).
-	backlog  int
-	acceptQ  []*endpoint
-	synQueue int // children still in SYN-RECEIVED
-
-	// Child side: the listener that spawned this TCB, until accepted.
+	inDemux  bool // registered with the stack's demuxer under tid
 	// passiveOpen records that SYN-RECEIVED was reached from LISTEN, which
 	// decides where a RST takes it (RFC 9293 section 3.10.7.4).
-	listener    *endpoint
 	passiveOpen bool
+	tid         stack.TransportEndpointID
+	nicID       tcpip.NICID
+	route       *stack.Route
+
+	// Listener side (RFC 9293 section 3.10.7.2).
+	backlog  int32
+	synQueue int32 // children still in SYN-RECEIVED
+	acceptQ  []*endpoint
+
+	// Child side: the listener that spawned this TCB, until accepted.
+	listener *endpoint
 
 	// Send sequence variables (RFC 9293 section 3.3.1).
 	iss    seqnum.Value
@@ -65,10 +64,10 @@ type endpoint struct {
 	sndWnd seqnum.Size
 	sndWL1 seqnum.Value
 	sndWL2 seqnum.Value
-	sndMSS int // effective MSS for our segments
 	// sndMax is the highest sequence number ever sent: after a go-back-N
 	// rewind, sndNxt is below it and ACKs up to it stay acceptable.
 	sndMax seqnum.Value
+	sndMSS int // effective MSS for our segments
 
 	// Receive sequence variables.
 	irs    seqnum.Value
@@ -77,32 +76,29 @@ type endpoint struct {
 	rcvMSS uint16       // MSS we announced
 
 	// Negotiated options (RFC 7323, RFC 2018).
-	wsOK                 bool
-	sndWScale, rcvWScale int
-	tsOK                 bool
+	sndWScale, rcvWScale int8
+	wsOK, tsOK, sackOK   bool
+	dsackPending         bool
 	tsRecent             uint32
-	tsRecentAt           tcpip.MonotonicTime
 	tsOffset             uint32
 	lastAckSent          seqnum.Value
-	sackOK               bool
-	dsack                seqRange
-	dsackPending         bool
 	lastOOO              seqnum.Value // start of the newest out-of-order segment
+	tsRecentAt           tcpip.MonotonicTime
+	dsack                seqRange
 	sb                   scoreboard
 
 	// sndBuf holds the bytes from sndBufSeq on: unacknowledged, then unsent.
 	sndBuf    byteQueue
 	sndBufSeq seqnum.Value
-	sndBufMax int
-	// sndBufFixed: SO_SNDBUF was set, so the send buffer is not tuned.
-	sndBufFixed bool
 	// Urgent pointers (RFC 9293 section 3.8.5, RFC 6093), valid while the
 	// flags are set.
 	sndUp, rcvUp         seqnum.Value
 	sndUrgent, rcvUrgent bool
-
+	// sndBufFixed: SO_SNDBUF was set, so the send buffer is not tuned.
+	sndBufFixed bool
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
+	sndBufMax int
 
 	rcvBuf    byteQueue
 	ooo       []oooSegment // out-of-order data, sorted by sequence
@@ -127,24 +123,23 @@ type endpoint struct {
 	probeSentAt tcpip.MonotonicTime // last zero-window probe, while probing
 	probing     bool
 	synRetried  bool // our SYN or SYN,ACK timed out at least once
+	// ticking says tick is the clock reading of the current locked
+	// section (clock.go).
+	ticking bool
+	tick    tcpip.MonotonicTime
 
 	rtoTimer      timer // retransmission, doubling as persist
 	delackTimer   timer
-	ackOwed       int          // in-order segments not yet acknowledged
-	shortEnd      seqnum.Value // end of the last short segment (Nagle)
-	maxSndWnd     int          // largest window the peer offered
 	timeWaitTimer timer
 	finWait2Timer timer
-
-	// tick is the clock reading of the current locked section, valid
-	// while ticking (clock.go).
-	tick    tcpip.MonotonicTime
-	ticking bool
+	ackOwed       int          // in-order segments not yet acknowledged
+	maxSndWnd     int          // largest window the peer offered
+	shortEnd      seqnum.Value // end of the last short segment (Nagle)
 
 	counters Counters
 	history  []historyEntry
 	flight   recorder
-	closedAt time.Time // when the TCB reached CLOSED, for its dump
+	closedAt tcpip.MonotonicTime // when the TCB reached CLOSED, for its dump
 
 	// out and events are collected under mu and delivered after it is
 	// released, so a loopback peer answering synchronously cannot deadlock.

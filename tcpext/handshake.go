@@ -44,8 +44,7 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 	if e.state == StateListen {
 		// SEND in LISTEN turns the passive open active (RFC 9293 section
 		// 3.10.2); connections not yet accepted are reset.
-		e.proto.unregister(e, e.demuxID)
-		e.inDemux = false
+		e.proto.unregister(e)
 		e.orphans = append(e.orphans, e.acceptQ...)
 		e.acceptQ = nil
 		cause = "connect in LISTEN: passive open made active"

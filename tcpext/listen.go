@@ -21,7 +21,7 @@ func (e *endpoint) Listen(backlog int) tcpip.Error {
 	e.mu.Lock()
 	defer e.unlock()
 	if e.state == StateListen {
-		e.backlog = clampBacklog(backlog)
+		e.backlog = int32(clampBacklog(backlog))
 		return nil
 	}
 	if e.state != StateClosed || e.closed {
@@ -39,7 +39,7 @@ func (e *endpoint) Listen(backlog int) tcpip.Error {
 	if err := e.proto.register(e, id); err != nil {
 		return err
 	}
-	e.backlog = clampBacklog(backlog)
+	e.backlog = int32(clampBacklog(backlog))
 	e.setState(StateListen, "passive open")
 	return nil
 }
@@ -82,7 +82,7 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 		return nil
 	case e.proto.quiet():
 		return nil
-	case e.synQueue+len(e.acceptQ) >= e.backlog:
+	case int(e.synQueue)+len(e.acceptQ) >= int(e.backlog):
 		e.proto.stats.ListenOverflows.Add(1)
 		return nil
 	}

@@ -68,17 +68,20 @@ func (p *Protocol) shareExclusivePort(e *endpoint, port uint16) {
 	}
 }
 
-// register adds e to the stack's demultiplexer under id.
+// register adds e to the stack's demultiplexer under id, which becomes
+// its tid: while e is registered, tid is the key to unregister it by.
 func (p *Protocol) register(e *endpoint, id stack.TransportEndpointID) tcpip.Error {
 	if err := p.stack.RegisterTransportEndpoint([]tcpip.NetworkProtocolNumber{e.netProto}, ProtocolNumber, id, e, ports.Flags{}, 0); err != nil {
 		return err
 	}
-	e.inDemux, e.demuxID = true, id
+	e.inDemux, e.tid = true, id
 	return nil
 }
 
-func (p *Protocol) unregister(e *endpoint, id stack.TransportEndpointID) {
-	p.stack.UnregisterTransportEndpoint([]tcpip.NetworkProtocolNumber{e.netProto}, ProtocolNumber, id, e, ports.Flags{}, 0)
+// unregister removes e from the demultiplexer.
+func (p *Protocol) unregister(e *endpoint) {
+	p.stack.UnregisterTransportEndpoint([]tcpip.NetworkProtocolNumber{e.netProto}, ProtocolNumber, e.tid, e, ports.Flags{}, 0)
+	e.inDemux = false
 }
 
 // connectPort picks an ephemeral port for id by RFC 6056 Algorithm 3

@@ -180,7 +180,7 @@ func (p *Protocol) track(e *endpoint) {
 // A TCB is untracked once, however often its cleanup runs, and is then
 // retired to the closed TCBs that stay dumpable.
 func (p *Protocol) untrack(e *endpoint) {
-	now := p.stack.Clock().Now()
+	now := p.stack.Clock().NowMonotonic()
 	p.mu.Lock()
 	if p.tcbs[e.id] == e {
 		delete(p.tcbs, e.id)

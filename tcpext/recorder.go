@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 )
@@ -280,8 +281,8 @@ func (e *endpoint) dumpLocked() TCBDump {
 	nowWall := clock.Now()
 	nowMono := clock.NowMonotonic().Sub(e.proto.epoch).Nanoseconds()
 	wall := func(at int64) time.Time { return nowWall.Add(time.Duration(at - nowMono)) }
-	if d.Closed && !e.closedAt.IsZero() {
-		d.ClosedAt = e.closedAt
+	if d.Closed && e.closedAt != (tcpip.MonotonicTime{}) {
+		d.ClosedAt = wall(e.closedAt.Sub(e.proto.epoch).Nanoseconds())
 	}
 	d.Events = make([]Event, 0, len(e.flight.recs))
 	for _, r := range e.flight.ordered() {

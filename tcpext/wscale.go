@@ -8,8 +8,8 @@ package tcpext
 const maxWScale = 14
 
 // wscaleFor is the smallest shift whose scaled 16-bit window covers buf.
-func wscaleFor(buf int) int {
-	s := 0
+func wscaleFor(buf int) int8 {
+	s := int8(0)
 	for s < maxWScale && 0xffff<<s < buf {
 		s++
 	}
@@ -23,7 +23,7 @@ func (e *endpoint) negotiateWScale(peer int8) {
 		e.wsOK, e.sndWScale, e.rcvWScale = false, 0, 0
 		return
 	}
-	e.wsOK, e.sndWScale = true, int(peer)
+	e.wsOK, e.sndWScale = true, peer
 	e.rcvWScale = e.rcvWScaleWanted()
 }
 
