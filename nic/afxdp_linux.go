@@ -71,9 +71,9 @@ type afxdp struct {
 	done   chan struct{}
 	kicker sync.WaitGroup
 
-	rxFrames, rxBytes           atomic.Uint64
-	txFrames, txBytes, txErrors atomic.Uint64
-	kernel                      atomic.Pointer[unix.XDPStatistics]
+	rxFrames, rxBytes            atomic.Uint64
+	txFrames, txBytes, completed atomic.Uint64
+	kernel                       atomic.Pointer[unix.XDPStatistics]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -306,7 +306,7 @@ func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			return sent, &tcpip.ErrMessageTooLong{}
 		}
 		x.cb.UMEM.Lock()
-		x.cb.Completion.FreeAll(&x.cb.UMEM)
+		x.reapCompletions()
 		var n, idx uint32
 		for w := uint32(want); w > 0 && n == 0; w /= 2 {
 			n, idx = x.cb.TX.Reserve(&x.cb.UMEM, w)
@@ -374,9 +374,20 @@ func (x *afxdp) kick() {
 			return
 		}
 		x.cb.UMEM.Lock()
-		x.cb.Completion.FreeAll(&x.cb.UMEM)
+		x.reapCompletions()
 		x.cb.UMEM.Unlock()
 	}
+}
+
+// reapCompletions returns the frames the kernel has finished sending to
+// the UMEM. The UMEM must be locked.
+func (x *afxdp) reapCompletions() {
+	n, idx := x.cb.Completion.Peek()
+	for i := range n {
+		x.cb.UMEM.FreeFrame(x.cb.Completion.Get(idx + i))
+	}
+	x.cb.Completion.Release(n)
+	x.completed.Add(uint64(n))
 }
 
 // rings returns the counters of the four rings with the kernel's view of
@@ -396,7 +407,7 @@ func (x *afxdp) rings() []RingStats {
 		{Name: "rx", Direction: "rx", Frames: x.rxFrames.Load(), Bytes: x.rxBytes.Load(), Drops: k.Rx_dropped + k.Rx_invalid_descs + k.Rx_ring_full},
 		{Name: "fill", Direction: "rx", Drops: k.Rx_fill_ring_empty_descs},
 		{Name: "tx", Direction: "tx", Frames: x.txFrames.Load(), Bytes: x.txBytes.Load(), Drops: k.Tx_invalid_descs},
-		{Name: "completion", Direction: "tx"},
+		{Name: "completion", Direction: "tx", Frames: x.completed.Load()},
 	}
 }
 

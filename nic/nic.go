@@ -86,7 +86,9 @@ type Stats struct {
 // RingStats count one ring (or queue) of a driver.
 type RingStats struct {
 	// Name is the ring: "rx" and "tx" for AF_PACKET; "rx", "fill", "tx"
-	// and "completion" for AF_XDP.
+	// and "completion" for AF_XDP, where the fill ring counts only the
+	// frames lost for want of a buffer on it, and the completion ring
+	// the frames the kernel has finished sending.
 	Name string `json:"name"`
 	// Direction is "rx" or "tx".
 	Direction string `json:"direction"`
