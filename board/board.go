@@ -41,8 +41,10 @@ type Profile struct {
 	LED string
 	// Watchdog is the hardware watchdog device; empty for none.
 	Watchdog string
-	// Perm is the block device holding the ext4 /perm file system; empty
-	// for none, in which case /perm lives in memory.
+	// Perm names the ext4 /perm file system: a block device, or
+	// LABEL=name for whichever device carries that file-system label (SD
+	// cards are not numbered alike on every board and kernel). Empty for
+	// none, in which case /perm lives in memory.
 	Perm string
 	// Defaults are config values that differ from the config's own
 	// defaults on this board, by config key. The config file and the
@@ -54,6 +56,9 @@ type Profile struct {
 	// identify the board.
 	models []string
 }
+
+// PermLabel is the file-system label of /perm in the boot images.
+const PermLabel = "LABEL=perm"
 
 // The modules every booting board needs for /perm: ext4, and the crc32c
 // it asks the crypto API for when mounting (a soft dependency, which
@@ -75,7 +80,7 @@ var profiles = []*Profile{
 		Modules:  slices.Concat([]string{"virtio_net", "virtio_blk", "i6300esb"}, permModules),
 		Console:  "/dev/ttyAMA0",
 		Watchdog: "/dev/watchdog",
-		Perm:     "/dev/vda",
+		Perm:     PermLabel,
 		Defaults: map[string]string{
 			// QEMU's user-mode network: the guest is 10.0.2.15 behind
 			// a NAT router at 10.0.2.2.
@@ -95,20 +100,21 @@ var profiles = []*Profile{
 		Console:  "/dev/ttyS1",
 		LED:      "ACT",
 		Watchdog: "/dev/watchdog",
-		Perm:     "/dev/mmcblk0p2",
+		Perm:     PermLabel,
 		Defaults: map[string]string{"nic.interface": "eth0"},
 		models:   []string{"Raspberry Pi 3", "Raspberry Pi Compute Module 3", "Raspberry Pi Zero 2"},
 	},
 	{
 		Name:      RPi4,
 		Interface: "eth0",
-		// GENET is the on-chip ethernet; the SD card sits on EMMC2
-		// (sdhci-iproc).
-		Modules:  slices.Concat([]string{"genet", "broadcom", "sdhci_iproc", "bcm2835_wdt", "leds_gpio"}, permModules),
+		// GENET is the on-chip ethernet, with its MDIO bus and PHY
+		// driver (neither a symbol dependency); the SD card sits on
+		// EMMC2 (sdhci-iproc).
+		Modules:  slices.Concat([]string{"genet", "mdio_bcm_unimac", "broadcom", "sdhci_iproc", "bcm2835_wdt", "leds_gpio"}, permModules),
 		Console:  "/dev/ttyS1",
 		LED:      "ACT",
 		Watchdog: "/dev/watchdog",
-		Perm:     "/dev/mmcblk1p2",
+		Perm:     PermLabel,
 		Defaults: map[string]string{"nic.interface": "eth0"},
 		models:   []string{"Raspberry Pi 4", "Raspberry Pi 400", "Raspberry Pi Compute Module 4"},
 	},
@@ -121,7 +127,7 @@ var profiles = []*Profile{
 		Console:  "/dev/ttyAMA10",
 		LED:      "ACT",
 		Watchdog: "/dev/watchdog",
-		Perm:     "/dev/mmcblk0p2",
+		Perm:     PermLabel,
 		Defaults: map[string]string{"nic.interface": "eth0"},
 		models:   []string{"Raspberry Pi 5", "Raspberry Pi Compute Module 5"},
 	},

@@ -24,18 +24,20 @@ const (
 	permDeviceWait = 10 * time.Second
 )
 
-// mountPerm mounts the board's /perm device (ext4). Without one, or if it
+// mountPerm mounts the board's /perm file system (ext4; a device, or
+// LABEL=name). Without one, or if it
 // cannot be mounted, /perm is a tmpfs: the box still comes up, but forgets
 // on reboot what it writes there, and the console says so. It returns what
 // /perm is: the device, or "tmpfs".
-func mountPerm(log *slog.Logger, dev string) string {
+func mountPerm(log *slog.Logger, spec string) string {
 	if err := os.MkdirAll(permDir, 0o700); err != nil {
 		log.Error("perm", "err", err)
 		return "none"
 	}
 	err := errors.New("the board has no /perm device")
-	if dev != "" {
-		if err = waitForPath(dev, permDeviceWait); err == nil {
+	var dev string
+	if spec != "" {
+		if dev, err = resolvePerm(spec, "/sys/class/block", "/dev", permDeviceWait); err == nil {
 			err = unix.Mount(dev, permDir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 		}
 	}
@@ -43,7 +45,7 @@ func mountPerm(log *slog.Logger, dev string) string {
 		log.Info("perm mounted", "device", dev, "path", permDir)
 		return dev
 	}
-	log.Warn("PERM NOT MOUNTED: config and keys will not survive a reboot", "device", dev, "err", err)
+	log.Warn("PERM NOT MOUNTED: config and keys will not survive a reboot", "perm", spec, "err", err)
 	if err := unix.Mount("tmpfs", permDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
 		log.Error("perm tmpfs", "err", err)
 		return "none"

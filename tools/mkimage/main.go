@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/synfin/synfin/board"
 )
 
 func main() {
@@ -109,7 +111,8 @@ func buildPerm(o options, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return makeExt4(path, dir, "perm", o.permSize)
+	// The firmware finds /perm by this label.
+	return makeExt4(path, dir, strings.TrimPrefix(board.PermLabel, "LABEL="), o.permSize)
 }
 
 // kernelInitramfs builds the initramfs for a kernel: the firmware as /init
