@@ -13,7 +13,7 @@ func (e *endpoint) close() {
 	case StateListen:
 		// Lock order is child before listener, so the unaccepted children
 		// are reset after the listener's lock is released.
-		e.orphans = append(e.orphans, e.closeListener()...)
+		e.lq.orphans = append(e.lq.orphans, e.closeListener()...)
 	case StateSynSent:
 		e.setState(StateClosed, "close in SYN-SENT")
 	case StateSynReceived:
@@ -57,7 +57,7 @@ func (e *endpoint) queueFIN() {
 func (e *endpoint) abort(cause string) {
 	switch e.state {
 	case StateListen:
-		e.orphans = append(e.orphans, e.closeListener()...)
+		e.lq.orphans = append(e.lq.orphans, e.closeListener()...)
 		return
 	case StateSynReceived, StateEstablished, StateFinWait1, StateFinWait2, StateCloseWait:
 		e.sendReset()

@@ -49,10 +49,8 @@ type endpoint struct {
 	nicID       tcpip.NICID
 	route       *stack.Route
 
-	// Listener side (RFC 9293 section 3.10.7.2).
-	backlog  int32
-	synQueue int32 // children still in SYN-RECEIVED
-	acceptQ  []*endpoint
+	// lq is the listener side, allocated by Listen.
+	lq *listenQueue
 
 	// Child side: the listener that spawned this TCB, until accepted.
 	listener *endpoint
@@ -119,8 +117,9 @@ type endpoint struct {
 	// userTimeout and progress implement the user timeout: the time since
 	// the oldest unacknowledged data was sent or last acknowledged.
 	userTimeout time.Duration
-	progress    time.Time
+	progress    tcpip.MonotonicTime // valid while progressing
 	probeSentAt tcpip.MonotonicTime // last zero-window probe, while probing
+	progressing bool
 	probing     bool
 	synRetried  bool // our SYN or SYN,ACK timed out at least once
 	// ticking says tick is the clock reading of the current locked
@@ -132,9 +131,9 @@ type endpoint struct {
 	delackTimer   timer
 	timeWaitTimer timer
 	finWait2Timer timer
-	ackOwed       int          // in-order segments not yet acknowledged
-	maxSndWnd     int          // largest window the peer offered
+	ackOwed       int32        // in-order segments not yet acknowledged
 	shortEnd      seqnum.Value // end of the last short segment (Nagle)
+	maxSndWnd     seqnum.Size  // largest window the peer offered
 
 	counters Counters
 	history  []historyEntry
@@ -143,9 +142,8 @@ type endpoint struct {
 
 	// out and events are collected under mu and delivered after it is
 	// released, so a loopback peer answering synchronously cannot deadlock.
-	out     []outPacket
-	events  waiter.EventMask
-	orphans []*endpoint // unaccepted children of a closed listener
+	out    []outPacket
+	events waiter.EventMask
 }
 
 func newEndpoint(p *Protocol, netProto tcpip.NetworkProtocolNumber, wq *waiter.Queue) *endpoint {
@@ -180,8 +178,12 @@ type outPacket struct {
 
 // unlock releases mu, then transmits queued segments and wakes waiters.
 func (e *endpoint) unlock() {
-	out, ev, orphans := e.out, e.events, e.orphans
-	e.out, e.events, e.orphans = nil, 0, nil
+	out, ev := e.out, e.events
+	e.out, e.events = nil, 0
+	var orphans []*endpoint
+	if e.lq != nil {
+		orphans, e.lq.orphans = e.lq.orphans, nil
+	}
 	e.ticking = false
 	e.mu.Unlock()
 	for _, o := range out {
@@ -366,7 +368,7 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 	var r waiter.EventMask
 	switch e.state {
 	case StateListen:
-		if len(e.acceptQ) > 0 {
+		if len(e.lq.acceptQ) > 0 {
 			r |= waiter.ReadableEvents
 		}
 	case StateSynSent, StateSynReceived:

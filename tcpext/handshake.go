@@ -45,8 +45,8 @@ func (e *endpoint) Connect(addr tcpip.FullAddress) tcpip.Error {
 		// SEND in LISTEN turns the passive open active (RFC 9293 section
 		// 3.10.2); connections not yet accepted are reset.
 		e.proto.unregister(e)
-		e.orphans = append(e.orphans, e.acceptQ...)
-		e.acceptQ = nil
+		e.lq.orphans = append(e.lq.orphans, e.lq.acceptQ...)
+		e.lq.acceptQ = nil
 		cause = "connect in LISTEN: passive open made active"
 	}
 	id := e.tid
@@ -105,7 +105,7 @@ func (e *endpoint) initReceive(seg *Segment) {
 	e.rcvNxt = seg.Seq.Add(1)
 	e.rcvAdv = e.rcvNxt
 	e.sndWnd = seqnum.Size(seg.Window)
-	e.maxSndWnd = int(e.sndWnd)
+	e.maxSndWnd = e.sndWnd
 	e.sndWL1 = seg.Seq
 	peer := int(seg.Options.MSS)
 	if peer == 0 {

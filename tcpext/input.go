@@ -243,7 +243,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.rtt.acked(ack, e.monoNow(), e.tsRTT(seg))
 		e.sb.ack(ack)
 		e.rtt.backoff = 0
-		e.progress = e.stack.Clock().Now()
+		e.progress, e.progressing = e.monoNow(), true
 		if e.rec.active {
 			e.onRecoveryAck(int(acked))
 		} else {
@@ -288,7 +288,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 func (e *endpoint) updateWindow(seg *Segment) {
 	if e.sndWL1.LessThan(seg.Seq) || (e.sndWL1 == seg.Seq && !seg.Ack.LessThan(e.sndWL2)) {
 		e.sndWnd = seqnum.Size(seg.Window) << e.sndWScale
-		e.maxSndWnd = max(e.maxSndWnd, int(e.sndWnd))
+		e.maxSndWnd = max(e.maxSndWnd, e.sndWnd)
 		e.sndWL1, e.sndWL2 = seg.Seq, seg.Ack
 		if e.sndWnd > 0 {
 			e.windowOpened()

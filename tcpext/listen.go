@@ -21,7 +21,7 @@ func (e *endpoint) Listen(backlog int) tcpip.Error {
 	e.mu.Lock()
 	defer e.unlock()
 	if e.state == StateListen {
-		e.backlog = int32(clampBacklog(backlog))
+		e.lq.backlog = clampBacklog(backlog)
 		return nil
 	}
 	if e.state != StateClosed || e.closed {
@@ -39,9 +39,23 @@ func (e *endpoint) Listen(backlog int) tcpip.Error {
 	if err := e.proto.register(e, id); err != nil {
 		return err
 	}
-	e.backlog = int32(clampBacklog(backlog))
+	if e.lq == nil {
+		e.lq = &listenQueue{}
+	}
+	e.lq.backlog = clampBacklog(backlog)
 	e.setState(StateListen, "passive open")
 	return nil
+}
+
+// listenQueue is a listener's state (RFC 9293 section 3.10.7.2): only
+// listeners pay for it.
+type listenQueue struct {
+	backlog  int
+	synQueue int // children still in SYN-RECEIVED
+	acceptQ  []*endpoint
+	// orphans are the unaccepted children of a closed listener, reset
+	// once the listener's lock is released.
+	orphans []*endpoint
 }
 
 func clampBacklog(n int) int {
@@ -55,12 +69,13 @@ func (e *endpoint) Accept(peer *tcpip.FullAddress) (tcpip.Endpoint, *waiter.Queu
 	if e.state != StateListen {
 		return nil, nil, &tcpip.ErrInvalidEndpointState{}
 	}
-	if len(e.acceptQ) == 0 {
+	q := e.lq
+	if len(q.acceptQ) == 0 {
 		return nil, nil, &tcpip.ErrWouldBlock{}
 	}
-	c := e.acceptQ[0]
-	e.acceptQ[0] = nil
-	e.acceptQ = e.acceptQ[1:]
+	c := q.acceptQ[0]
+	q.acceptQ[0] = nil
+	q.acceptQ = q.acceptQ[1:]
 	if peer != nil {
 		*peer = tcpip.FullAddress{Addr: c.tid.RemoteAddress, Port: c.tid.RemotePort, NIC: c.nicID}
 	}
@@ -82,7 +97,7 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 		return nil
 	case e.proto.quiet():
 		return nil
-	case int(e.synQueue)+len(e.acceptQ) >= int(e.backlog):
+	case e.lq.synQueue+len(e.lq.acceptQ) >= e.lq.backlog:
 		e.proto.stats.ListenOverflows.Add(1)
 		return nil
 	}
@@ -108,7 +123,7 @@ func (e *endpoint) handleListen(id stack.TransportEndpointID, seg *Segment, pkt 
 		r.Release()
 		return nil
 	}
-	e.synQueue++
+	e.lq.synQueue++
 	e.proto.stats.PassiveOpens.Add(1)
 	c.mu.Lock()
 	c.recordSegment(seg, false, false)
@@ -144,13 +159,13 @@ func (e *endpoint) replyResetVia(id stack.TransportEndpointID, pkt *stack.Packet
 // always child, then listener.
 func (e *endpoint) enqueueAccepted(c *endpoint) {
 	e.mu.Lock()
-	e.synQueue--
+	e.lq.synQueue--
 	if e.state != StateListen {
 		e.mu.Unlock()
 		c.abort("listener closed")
 		return
 	}
-	e.acceptQ = append(e.acceptQ, c)
+	e.lq.acceptQ = append(e.lq.acceptQ, c)
 	e.events |= waiter.ReadableEvents
 	e.unlock()
 }
@@ -180,15 +195,15 @@ func (p *Protocol) listenerFor(port uint16) *endpoint {
 // which for us means the listener simply no longer counts it.
 func (e *endpoint) leaveSynQueue() {
 	e.mu.Lock()
-	e.synQueue--
+	e.lq.synQueue--
 	e.mu.Unlock()
 }
 
 // closeListener stops listening: queued connections nobody accepted are
 // reset (RFC 9293 section 3.10.4, LISTEN state).
 func (e *endpoint) closeListener() []*endpoint {
-	q := e.acceptQ
-	e.acceptQ = nil
+	q := e.lq.acceptQ
+	e.lq.acceptQ = nil
 	e.setState(StateClosed, "listener closed")
 	return q
 }

@@ -20,7 +20,7 @@ func (e *endpoint) holdShort(n seqnum.Size, dataLimited bool) bool {
 		return false
 	}
 	if !dataLimited {
-		return int(n) < e.maxSndWnd/2
+		return n < e.maxSndWnd/2
 	}
 	return e.ops.GetDelayOption() && e.sndUna.LessThan(e.shortEnd)
 }

@@ -194,7 +194,7 @@ func (e *endpoint) sendPending() {
 func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []byte) {
 	retransmit := seq.LessThan(e.sndMax)
 	if e.sndUna == e.sndMax {
-		e.progress = e.stack.Clock().Now()
+		e.progress, e.progressing = e.monoNow(), true
 	}
 	e.emit(flags, seq, payload, nil)
 	l := seqnum.Size(len(payload))

@@ -110,10 +110,10 @@ func (e *endpoint) armRTO() {
 // restartRTO (re)starts the retransmission timer from now (RFC 6298 5.3).
 func (e *endpoint) restartRTO() {
 	d := e.rtt.current()
-	if e.userTimeout > 0 && !e.progress.IsZero() && e.state.synchronized() {
+	if e.userTimeout > 0 && e.progressing && e.state.synchronized() {
 		// Fire no later than the user timeout, which fails the connection
 		// then rather than at the next backed-off RTO.
-		left := e.progress.Add(e.userTimeout).Sub(e.stack.Clock().Now())
+		left := e.progress.Add(e.userTimeout).Sub(e.monoNow())
 		d = max(min(d, left), time.Millisecond)
 	}
 	e.rtoTimer.set(e.stack.Clock(), e.monoNow(), d, e.onRTO)
@@ -142,8 +142,8 @@ func (e *endpoint) onRTO() {
 		e.timeout("retransmission limit reached")
 		return
 	}
-	if e.userTimeout > 0 && e.state.synchronized() && !e.progress.IsZero() &&
-		e.stack.Clock().Now().Sub(e.progress) >= e.userTimeout {
+	if e.userTimeout > 0 && e.state.synchronized() && e.progressing &&
+		e.stack.Clock().NowMonotonic().Sub(e.progress) >= e.userTimeout {
 		e.timeout("user timeout: data unacknowledged too long")
 		return
 	}
