@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -48,6 +49,7 @@ const (
 // to its MAC or to broadcast) to the socket and passes everything else to
 // the kernel.
 type afxdp struct {
+	ns   netns.NsHandle // the link's network namespace
 	link netlink.Link
 	mode string // "native" or "generic"
 	prog *ebpf.Program
@@ -90,17 +92,22 @@ func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
 	if n := rxQueues(attrs.Name); n > 1 {
 		return nil, fmt.Errorf("AF_XDP: the interface has %d receive queues and the driver binds queue 0 only (ethtool -L %s combined 1)", n, attrs.Name)
 	}
-	link, err := netlink.LinkByIndex(attrs.Index)
+	// The program is detached at Close, which may run on a thread in
+	// another network namespace than this one.
+	ns, err := netns.Get()
 	if err != nil {
-		return nil, fmt.Errorf("AF_XDP: %w", err)
+		return nil, fmt.Errorf("AF_XDP: network namespace: %w", err)
 	}
-	x := &afxdp{link: link}
+	x := &afxdp{ns: ns}
 	ok := false
 	defer func() {
 		if !ok {
 			x.release()
 		}
 	}()
+	if x.link, err = netlink.LinkByIndex(attrs.Index); err != nil {
+		return nil, fmt.Errorf("AF_XDP: %w", err)
+	}
 
 	x.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -427,7 +434,8 @@ func (x *afxdp) close() error {
 func (x *afxdp) release() error {
 	var errs []error
 	if x.mode != "" {
-		if err := netlink.LinkSetXdpFdWithFlags(x.link, -1, x.flag); err != nil {
+		err := inNetns(x.ns, func() error { return netlink.LinkSetXdpFdWithFlags(x.link, -1, x.flag) })
+		if err != nil {
 			errs = append(errs, fmt.Errorf("detach XDP program: %w", err))
 		}
 	}
@@ -442,5 +450,29 @@ func (x *afxdp) release() error {
 	if x.xsks != nil {
 		errs = append(errs, x.xsks.Close())
 	}
+	x.ns.Close()
 	return errors.Join(errs...)
+}
+
+// inNetns runs fn on an OS thread switched into the network namespace ns.
+func inNetns(ns netns.NsHandle, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace: %w", err)
+	}
+	fnErr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: the runtime then retires it instead of
+		// reusing a thread stuck in the wrong namespace.
+		return errors.Join(fnErr, fmt.Errorf("leave network namespace: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return fnErr
 }

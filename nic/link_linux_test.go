@@ -71,6 +71,45 @@ func TestOpenAFXDPRefused(t *testing.T) {
 	}
 }
 
+// TestAFXDPAttachesAndDetaches checks that AF_XDP's program is on the
+// link while the Link is open and gone once it is closed, so the kernel
+// has the link's traffic back.
+func TestAFXDPAttachesAndDetaches(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skip("AF_XDP is not built on", runtime.GOARCH)
+	}
+	p := newVethPair(t)
+	h, err := netlink.NewHandleAt(p.dutNSh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	attached := func() bool {
+		t.Helper()
+		nl, err := h.LinkByName(p.dutIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nl.Attrs().Xdp != nil && nl.Attrs().Xdp.Attached
+	}
+	var l *Link
+	if err := inNamespace(t, p.dutNSh, func() (err error) {
+		l, err = Open(Config{Interface: p.dutIf, Driver: DriverAFXDP})
+		return err
+	}); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if !attached() {
+		t.Error("no XDP program on the link while AF_XDP is open")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if attached() {
+		t.Error("the XDP program is still attached after Close")
+	}
+}
+
 func TestOpenUnknownDriver(t *testing.T) {
 	_, err := Open(Config{Interface: "lo", Driver: "dpdk"})
 	if err == nil || !strings.Contains(err.Error(), `"dpdk"`) {
