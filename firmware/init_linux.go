@@ -124,8 +124,9 @@ type initSystem struct {
 }
 
 func (in *initSystem) run(console *os.File) {
-	go reapOrphans(in.log)
-	go in.signals()
+	// Orphans and signals keep coming while the machine goes down.
+	reapOrphans(context.Background(), in.log)
+	in.handleSignals(context.Background())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -156,19 +157,29 @@ func (in *initSystem) requestPower(a mgmt.PowerAction) error {
 	}
 }
 
-// signals turns SIGTERM into a power-off and SIGINT (Ctrl-Alt-Del) into a
-// reboot, as init systems do.
-func (in *initSystem) signals() {
+// handleSignals turns SIGTERM into a power-off and SIGINT (Ctrl-Alt-Del)
+// into a reboot, as init systems do, from when it returns until ctx is
+// done.
+func (in *initSystem) handleSignals(ctx context.Context) {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, unix.SIGTERM, unix.SIGINT)
-	for sig := range ch {
-		action := mgmt.PowerOff
-		if sig == unix.SIGINT {
-			action = mgmt.Reboot
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			var sig os.Signal
+			select {
+			case <-ctx.Done():
+				return
+			case sig = <-ch:
+			}
+			action := mgmt.PowerOff
+			if sig == unix.SIGINT {
+				action = mgmt.Reboot
+			}
+			in.log.Info("signal", "signal", sig, "action", action)
+			_ = in.requestPower(action)
 		}
-		in.log.Info("signal", "signal", sig, "action", action)
-		_ = in.requestPower(action)
-	}
+	}()
 }
 
 // supervise runs the firmware until ctx is done, restarting it with back-off
@@ -206,21 +217,30 @@ func (r readyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// reapOrphans waits for every child that ends: as PID 1 the firmware
-// inherits every orphaned process, and unreaped they stay zombies.
-func reapOrphans(log *slog.Logger) {
+// reapOrphans waits for every child that ends, from when it returns until
+// ctx is done: as PID 1 the firmware inherits every orphaned process, and
+// unreaped they stay zombies.
+func reapOrphans(ctx context.Context, log *slog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, unix.SIGCHLD)
-	for range ch {
+	go func() {
+		defer signal.Stop(ch)
 		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
 			}
-			log.Debug("reaped", "pid", pid, "status", ws.ExitStatus())
+			for {
+				var ws unix.WaitStatus
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+				log.Debug("reaped", "pid", pid, "status", ws.ExitStatus())
+			}
 		}
-	}
+	}()
 }
 
 // powerDown flushes and unmounts /perm and powers off or reboots. If the
