@@ -55,10 +55,9 @@ type afxdp struct {
 	prog *ebpf.Program
 	xsks *ebpf.Map
 	flag int // the XDP attach flag of mode
-	// multiBuffer is set when the socket takes frames in pieces
-	// (XDP_USE_SG); partial collects the pieces of one frame.
-	multiBuffer bool
-	partial     []byte
+	// partial collects the pieces of a frame that came in several
+	// (XDP_USE_SG).
+	partial []byte
 
 	file *os.File
 	conn syscall.RawConn
@@ -82,8 +81,8 @@ type afxdp struct {
 }
 
 // openAFXDP opens an AF_XDP socket on the interface and attaches the XDP
-// program that feeds it, in native mode where the driver has it and in
-// generic mode otherwise. Its error says why AF_XDP cannot work here.
+// program that feeds it in mode (see attach). Its error says why AF_XDP
+// cannot work here.
 func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
 	// Transmitted frames must fit one UMEM frame.
 	if max := xdpFrameSize - xdpHeadroom - header.EthernetMinimumSize - vlanTagLen; attrs.MTU > max {
@@ -124,10 +123,9 @@ func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
 		return nil, fmt.Errorf("AF_XDP: %w", err)
 	}
 	// Multi-buffer receive (Linux 6.6) takes a frame larger than a UMEM
-	// frame in pieces. A veth then keeps handing over its peer's TSO
-	// super-segments whole, as it does to AF_PACKET, instead of making
-	// the peer cut them to the MTU; without it the program must say it
-	// cannot take them.
+	// frame in pieces, so that in generic mode a veth peer's TSO
+	// super-segments arrive whole, as they do over AF_PACKET. Where the
+	// socket cannot take pieces, the program must not accept them either.
 	bind := func(flags uint16) error {
 		return unix.Bind(x.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(attrs.Index)})
 	}
@@ -135,7 +133,6 @@ func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
 	// Without XDP_USE_NEED_WAKEUP the ring code never makes a system call
 	// of its own; the kicker goroutine makes all of them.
 	if err := bind(unix.XDP_USE_SG); err == nil {
-		x.multiBuffer = true
 		progFlags = unix.BPF_F_XDP_HAS_FRAGS
 	} else if err := bind(0); err != nil {
 		return nil, fmt.Errorf("AF_XDP: bind to queue 0: %w", err)
