@@ -183,9 +183,53 @@ func tsharkFlags(path string) ([]string, error) {
 
 func slicesEqual(a, b []string) bool { return reflect.DeepEqual(a, b) }
 
-func TestShowClosedTCB(t *testing.T) {
-	out, status := run(t, NewShell(sampleTCBs, WithDumps(sampleDumps)), "show tcb 7")
-	if status != StatusOK || !strings.Contains(out, "TCB 7 is closed") || !strings.Contains(out, "198.18.0.1:40000") {
-		t.Errorf("show tcb of a closed TCB: status %d\n%s", status, out)
+func TestShowTCBRecentEvents(t *testing.T) {
+	// A live TCB with the closed one's events, to see them shown.
+	live := resetDump
+	live.Closed = false
+	sh := NewShell(fakeTCBs{live.TCB}, WithDumps(fakeDumps{live}))
+	out, status := run(t, sh, "show tcb 7")
+	if status != StatusOK {
+		t.Fatalf("status %d\n%s", status, out)
+	}
+	for _, want := range []string{
+		"recent events (11 of 11; tcb dump 7 has them all)",
+		"05:06:07.000000  <-  SYN      seq=0 win=64240 mss=1460 ws=7 sack_perm ts=1/0",
+		"->  SYN|ACK  seq=0 ack=1 win=65535",
+		"->  ACK|PSH  seq=1:1001 (1000) ack=1 win=2048 ts=278/2 cwnd=1460  RETRANSMIT",
+		"cc RTO: cwnd=1460 ssthresh=2920", "timer retransmit fired",
+		"<-  RST      seq=1\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out, _ = run(t, NewShell(sampleTCBs, WithDumps(sampleDumps)), "show tcb 42")
+	if !strings.Contains(out, "recent events:  none recorded") {
+		t.Errorf("a live TCB without events:\n%s", out)
+	}
+}
+
+func TestShowClosedTCBPointsToItsDump(t *testing.T) {
+	// The table holds live TCBs only: scripts wait on "no TCB" for a
+	// connection to be gone.
+	for _, line := range []string{"show tcb 7", "show tcb 7 --json"} {
+		out, status := run(t, NewShell(sampleTCBs, WithDumps(sampleDumps)), line)
+		if status != StatusError || !strings.Contains(out, "error: no TCB with id 7: it closed at 2026-03-04T05:06:08.000000Z; tcb dump 7 has") {
+			t.Errorf("%s: status %d\n%s", line, status, out)
+		}
+	}
+}
+
+func TestEventTextFlagsZeroWindow(t *testing.T) {
+	tcb := tcpext.TCBInfo{ISS: 100, IRS: 200, SndWScale: 3}
+	got := EventText(tcpext.Event{Kind: tcpext.EventSegIn, Seg: &tcpext.SegEvent{Seq: 201, Ack: 150, Flags: "ACK", Window: 0, WScale: -1}}, tcb)
+	if got != "<-  ACK      seq=1 ack=50 win=0  ZERO WINDOW" {
+		t.Errorf("zero window: %q", got)
+	}
+	got = EventText(tcpext.Event{Kind: tcpext.EventSegIn, Seg: &tcpext.SegEvent{Seq: 201, Ack: 150, Flags: "ACK", Window: 10, WScale: -1,
+		SACK: [][2]uint32{{160, 170}}}}, tcb)
+	if got != "<-  ACK      seq=1 ack=50 win=80 sack=60-70" {
+		t.Errorf("scaled window and SACK: %q", got)
 	}
 }

@@ -32,6 +32,12 @@ const handshakeTimeout = time.Minute
 // as OpenSSH's MaxAuthTries.
 const maxAuthTries = 6
 
+// maxHandshakes bounds the connections still in their handshake, as
+// OpenSSH's MaxStartups: failed logins wait (authLimiter), and a flood of
+// connections must not pile up goroutines while they do. Connections past
+// the bound are closed at once.
+const maxHandshakes = 16
+
 // SSHConfig configures an SSHServer.
 type SSHConfig struct {
 	// HostKey is the path of the server's ed25519 host key (OpenSSH
@@ -63,6 +69,8 @@ type SSHServer struct {
 	log     *slog.Logger
 	hostKey ssh.Signer
 	limiter *authLimiter
+	// handshakes holds a token per connection in its handshake.
+	handshakes chan struct{}
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -93,12 +101,13 @@ func NewSSHServer(shell *Shell, cfg SSHConfig) (*SSHServer, error) {
 		log.Warn("ssh: no authorized keys: public-key logins will fail until the file exists", "path", cfg.AuthorizedKeys, "err", err)
 	}
 	return &SSHServer{
-		shell:   shell,
-		cfg:     cfg,
-		log:     log,
-		hostKey: key,
-		limiter: newAuthLimiter(),
-		conns:   map[net.Conn]struct{}{},
+		shell:      shell,
+		cfg:        cfg,
+		log:        log,
+		hostKey:    key,
+		limiter:    newAuthLimiter(),
+		handshakes: make(chan struct{}, maxHandshakes),
+		conns:      map[net.Conn]struct{}{},
 	}, nil
 }
 
@@ -147,8 +156,13 @@ func writeNewHostKey(path string) error {
 	if err := errors.Join(pem.Encode(tmp, block), tmp.Sync(), tmp.Close()); err != nil {
 		return err
 	}
-	// CreateTemp made the file 0600.
-	return os.Link(tmp.Name(), path)
+	// CreateTemp made the file 0600. A link fails if another start got
+	// there first; a file system without links (FAT) gets a rename.
+	err = os.Link(tmp.Name(), path)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
 }
 
 func (s *SSHServer) serverConfig() *ssh.ServerConfig {
@@ -294,8 +308,15 @@ func (s *SSHServer) serveConn(ctx context.Context, c net.Conn, config *ssh.Serve
 			s.log.Error("ssh: connection handler panicked", "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
+	select {
+	case s.handshakes <- struct{}{}:
+	default:
+		s.log.Warn("ssh: too many connections in their handshake; closing a new one", "remote", c.RemoteAddr().String())
+		return
+	}
 	hs := time.AfterFunc(handshakeTimeout, func() { c.Close() })
 	conn, chans, reqs, err := ssh.NewServerConn(c, config)
+	<-s.handshakes
 	if !hs.Stop() {
 		s.log.Info("ssh: handshake timed out", "remote", c.RemoteAddr().String())
 		return

@@ -410,3 +410,50 @@ func TestSFTPServesDumpsReadOnly(t *testing.T) {
 		t.Error("made a directory")
 	}
 }
+
+func TestSSHBoundsHandshakes(t *testing.T) {
+	f := startSSH(t, nil)
+	banner := func(c net.Conn) (string, error) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 64)
+		n, err := c.Read(b)
+		return string(b[:n]), err
+	}
+	var silent []net.Conn
+	for range maxHandshakes {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if b, err := banner(c); err != nil || !strings.HasPrefix(b, "SSH-2.0-synfin") {
+			t.Fatalf("banner %q, %v", b, err)
+		}
+		silent = append(silent, c)
+	}
+	extra, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if b, err := banner(extra); !errors.Is(err, io.EOF) {
+		t.Errorf("connection %d past the bound of handshakes got %q, %v; want it closed", maxHandshakes+1, b, err)
+	}
+	silent[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := banner(c)
+		c.Close()
+		if strings.HasPrefix(b, "SSH-2.0-synfin") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a handshake slot freed by a client that left was not given to a new one")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -141,8 +141,7 @@ func (f tcbFilter) match(t tcpext.TCBInfo) bool {
 }
 
 // showTCB is "show tcb": the table, filtered and sorted, or one TCB in
-// full. A TCB that has closed but is still in the flight recorder shows
-// as it was when it closed.
+// full with its recent events.
 func (s *Shell) showTCB(_ context.Context, a args, w io.Writer) error {
 	jsonOut := a.flags["--json"]
 	switch len(a.pos) {
@@ -182,22 +181,28 @@ func (s *Shell) showTCB(_ context.Context, a args, w io.Writer) error {
 			return err
 		}
 		tcb, ok := s.tcbs.TCB(id)
-		var closed *tcpext.TCBDump
-		if !ok && s.dumps != nil {
+		var dump *tcpext.TCBDump
+		if s.dumps != nil {
 			if d, found := s.dumps.Dump(id); found {
-				tcb, ok, closed = d.TCB, true, &d
+				dump = &d
 			}
 		}
 		if !ok {
+			// The table holds live TCBs only; a closed one that the
+			// recorder still has is worth a pointer.
+			if dump != nil && dump.Closed {
+				return fmt.Errorf("no TCB with id %d: it closed at %s; tcb dump %d has its last state and events",
+					id, dump.ClosedAt.Format(timeFormat), id)
+			}
 			return fmt.Errorf("no TCB with id %d", id)
 		}
 		if jsonOut {
 			return writeJSON(w, tcb)
 		}
-		if closed != nil {
-			fmt.Fprintf(w, "TCB %d is closed (at %s); as it last was:\n", id, closed.ClosedAt.Format(timeFormat))
+		if err := writeTCB(w, tcb); err != nil || dump == nil {
+			return err
 		}
-		return writeTCB(w, tcb)
+		return writeRecentEvents(w, *dump)
 	default:
 		return usageErrorf("unexpected argument %q", a.pos[1])
 	}
@@ -209,4 +214,19 @@ func parseTCBID(s string) (uint64, error) {
 		return 0, usageErrorf("bad TCB id %q", s)
 	}
 	return id, nil
+}
+
+// writeRecentEvents ends "show tcb ID" with the last events of the TCB's
+// flight recorder.
+func writeRecentEvents(w io.Writer, d tcpext.TCBDump) error {
+	if len(d.Events) == 0 {
+		_, err := fmt.Fprintln(w, "recent events:  none recorded")
+		return err
+	}
+	shown := d.Events[max(0, len(d.Events)-recentEvents):]
+	fmt.Fprintf(w, "recent events (%d of %d; tcb dump %d has them all):\n", len(shown), uint64(len(d.Events))+d.EventsLost, d.TCB.ID)
+	for _, ev := range shown {
+		fmt.Fprintf(w, "  %s  %s\n", ev.At.Format("15:04:05.000000"), EventText(ev, d.TCB))
+	}
+	return nil
 }
