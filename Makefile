@@ -98,11 +98,16 @@ firmware-arm64:
 	@mkdir -p $(IMAGES)
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags='-s -w' -o $(FW_ARM64) ./firmware
 
+# AUTHORIZED_KEYS=FILE puts SSH keys on the images' /perm, e.g.
+# make qemu AUTHORIZED_KEYS=$HOME/.ssh/id_ed25519.pub
+AUTHORIZED_KEYS ?=
+IMAGE_KEYS := $(if $(AUTHORIZED_KEYS),-authorized-keys $(AUTHORIZED_KEYS))
+
 image-qemu: image-deps firmware-arm64
-	$(MKIMAGE) qemu -firmware $(FW_ARM64) -out $(IMAGES)/qemu -cache $(IMAGES)/cache -config images/qemu/synfin.yaml
+	$(MKIMAGE) qemu -firmware $(FW_ARM64) -out $(IMAGES)/qemu -cache $(IMAGES)/cache -config images/qemu/synfin.yaml $(IMAGE_KEYS)
 
 image-rpi: image-deps firmware-arm64
-	$(MKIMAGE) rpi -firmware $(FW_ARM64) -out $(IMAGES)/rpi -cache $(IMAGES)/cache -config images/rpi/synfin.yaml
+	$(MKIMAGE) rpi -firmware $(FW_ARM64) -out $(IMAGES)/rpi -cache $(IMAGES)/cache -config images/rpi/synfin.yaml $(IMAGE_KEYS)
 
 # qemu boots the QEMU image on the terminal: serial console on stdio, SSH
 # on 127.0.0.1:2222, echo on 127.0.0.1:2207. Leave with "poweroff".

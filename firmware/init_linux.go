@@ -30,6 +30,9 @@ const (
 	shutdownTimeout = 5 * time.Second
 	// restartDelayMax caps the back-off between restarts of the firmware.
 	restartDelayMax = 10 * time.Second
+	// replyGrace is how long a power request waits for the command's
+	// reply to leave.
+	replyGrace = 300 * time.Millisecond
 )
 
 // mounts are the API file systems init provides, in order.
@@ -136,6 +139,9 @@ func (in *initSystem) run(console *os.File) {
 
 	action := <-in.power
 	in.log.Info("going down", "action", action)
+	// The reboot or poweroff command's reply is still on its way to the
+	// caller; stopping the firmware at once would cut it off.
+	time.Sleep(replyGrace)
 	cancel()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
