@@ -40,6 +40,7 @@ func TestTCPOptionsFromConfig(t *testing.T) {
 		RTOMin:            7 * time.Millisecond,
 		RTOMax:            8 * time.Second,
 		UserTimeout:       9 * time.Second,
+		Recorder:          config.Recorder{Events: 100},
 	})
 	want := tcpext.Options{
 		CongestionControl: "cubic",
@@ -50,6 +51,10 @@ func TestTCPOptionsFromConfig(t *testing.T) {
 		MinRTO:            7 * time.Millisecond,
 		MaxRTO:            8 * time.Second,
 		UserTimeout:       9 * time.Second,
+		// tcp.recorder.* at 0 turns the recorder off, which tcpext
+		// spells negative.
+		RecorderEvents: 100,
+		ClosedTCBs:     -1,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("tcpOptions =\n%+v\nwant\n%+v", got, want)
