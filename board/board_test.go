@@ -137,3 +137,16 @@ func TestAllModules(t *testing.T) {
 		t.Error("AllModules of an unknown profile succeeded")
 	}
 }
+
+func TestModuleName(t *testing.T) {
+	for file, want := range map[string]string{
+		"kernel/drivers/leds/leds-gpio.ko.xz": "leds_gpio",
+		"kernel/fs/ext4/ext4.ko":              "ext4",
+		"kernel/lib/crc16.ko.zst":             "crc16",
+		"sdhci-iproc":                         "sdhci_iproc",
+	} {
+		if got := ModuleName(file); got != want {
+			t.Errorf("ModuleName(%q) = %q, want %q", file, got, want)
+		}
+	}
+}

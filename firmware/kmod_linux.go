@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synfin/synfin/board"
 )
 
 // loadModules loads the named kernel modules and what they depend on, as
@@ -41,10 +43,10 @@ func loadModules(log *slog.Logger, names []string) {
 	}
 	for _, file := range files {
 		if err := loadModule(filepath.Join(dir, file)); err != nil {
-			log.Error("kernel module", "module", moduleName(file), "err", err)
+			log.Error("kernel module", "module", board.ModuleName(file), "err", err)
 			continue
 		}
-		log.Debug("kernel module loaded", "module", moduleName(file))
+		log.Debug("kernel module loaded", "module", board.ModuleName(file))
 	}
 }
 
@@ -82,7 +84,7 @@ func builtinModules(dir string) map[string]bool {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
-			m[moduleName(line)] = true
+			m[board.ModuleName(line)] = true
 		}
 	}
 	return m

@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"path"
 	"strings"
+
+	"github.com/synfin/synfin/board"
 )
 
 // moduleIndex is a kernel's modules.dep: for each module, by name, its file
@@ -15,16 +16,6 @@ type moduleIndex map[string]moduleEntry
 type moduleEntry struct {
 	file string
 	deps []string // module names
-}
-
-// moduleName is a module's name as the kernel knows it: the file's base
-// name without .ko and compression suffix, dashes as underscores.
-func moduleName(file string) string {
-	base := path.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
 }
 
 // parseModulesDep reads modules.dep ("kernel/a.ko.xz: kernel/b.ko.xz ...").
@@ -42,9 +33,9 @@ func parseModulesDep(r io.Reader) (moduleIndex, error) {
 		}
 		e := moduleEntry{file: strings.TrimSpace(file)}
 		for _, d := range strings.Fields(deps) {
-			e.deps = append(e.deps, moduleName(d))
+			e.deps = append(e.deps, board.ModuleName(d))
 		}
-		idx[moduleName(e.file)] = e
+		idx[board.ModuleName(e.file)] = e
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("modules.dep: %w", err)
@@ -59,7 +50,7 @@ func (idx moduleIndex) loadOrder(names []string) (files, missing []string) {
 	done := map[string]bool{}
 	var visit func(name string)
 	visit = func(name string) {
-		name = moduleName(name)
+		name = board.ModuleName(name)
 		if done[name] {
 			return
 		}

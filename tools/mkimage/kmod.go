@@ -13,17 +13,9 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
-)
 
-// moduleName is a module's name as the kernel knows it: the file's base
-// name without .ko and compression suffix, dashes as underscores.
-func moduleName(file string) string {
-	base := filepath.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
-}
+	"github.com/synfin/synfin/board"
+)
 
 // kernelModules indexes a kernel's module tree (/usr/lib/modules/VERSION):
 // module name to file, relative to the tree.
@@ -41,7 +33,7 @@ func indexModules(dir string) (*kernelModules, error) {
 		}
 		if !d.IsDir() && strings.Contains(d.Name(), ".ko") {
 			rel, _ := filepath.Rel(dir, path)
-			km.files[moduleName(rel)] = rel
+			km.files[board.ModuleName(rel)] = rel
 		}
 		return nil
 	})
@@ -53,7 +45,7 @@ func indexModules(dir string) (*kernelModules, error) {
 		return nil, fmt.Errorf("index modules: %w", err)
 	}
 	for _, line := range strings.Fields(string(b)) {
-		km.builtin[moduleName(line)] = true
+		km.builtin[board.ModuleName(line)] = true
 	}
 	return km, nil
 }
@@ -66,7 +58,7 @@ func (km *kernelModules) closure(names []string) (order []string, deps map[strin
 	deps = map[string][]string{}
 	var visit func(name string) error
 	visit = func(name string) error {
-		name = moduleName(name)
+		name = board.ModuleName(name)
 		if _, done := deps[name]; done || km.builtin[name] {
 			return nil
 		}
