@@ -194,12 +194,17 @@ func (in *initSystem) supervise(ctx context.Context, console io.Writer) {
 	ready := readyWriter{w: crlfWriter{console}, ready: func() { in.health.set(true) }}
 	delay := time.Second
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := runRecovered(func() error {
 			return runFirmware(ctx, in.cfg, in.log, ready, mgmt.WithPower(in.requestPower), mgmt.WithSystem(in.systemInfo))
 		})
 		in.health.set(false)
 		if ctx.Err() != nil {
 			return
+		}
+		// A firmware that ran for a good while failed afresh, not again.
+		if time.Since(started) > restartDelayMax {
+			delay = time.Second
 		}
 		in.log.Error("firmware stopped; restarting", "err", err, "in", delay)
 		select {
