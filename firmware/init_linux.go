@@ -30,6 +30,9 @@ const (
 	shutdownTimeout = 5 * time.Second
 	// restartDelayMax caps the back-off between restarts of the firmware.
 	restartDelayMax = 10 * time.Second
+	// configAttempts is how often the firmware may fail to come up on the
+	// config from /perm before init falls back to the built-in defaults.
+	configAttempts = 3
 	// replyGrace is how long a power request waits for the command's
 	// reply to leave.
 	replyGrace = 300 * time.Millisecond
@@ -191,12 +194,15 @@ func (in *initSystem) handleSignals(ctx context.Context) {
 // supervise runs the firmware until ctx is done, restarting it with back-off
 // when it fails or panics.
 func (in *initSystem) supervise(ctx context.Context, console io.Writer) {
-	ready := readyWriter{w: crlfWriter{console}, ready: func() { in.health.set(true) }}
+	ready := readyWriter{w: crlfWriter{console}}
 	delay := time.Second
+	cfg, failed := in.cfg, 0
 	for ctx.Err() == nil {
 		started := time.Now()
+		becameReady := false
+		ready.ready = func() { becameReady = true; in.health.set(true) }
 		err := runRecovered(func() error {
-			return runFirmware(ctx, in.cfg, in.log, ready, mgmt.WithPower(in.requestPower), mgmt.WithSystem(in.systemInfo))
+			return runFirmware(ctx, cfg, in.log, ready, mgmt.WithPower(in.requestPower), mgmt.WithSystem(in.systemInfo))
 		})
 		in.health.set(false)
 		if ctx.Err() != nil {
@@ -205,6 +211,16 @@ func (in *initSystem) supervise(ctx context.Context, console io.Writer) {
 		// A firmware that ran for a good while failed afresh, not again.
 		if time.Since(started) > restartDelayMax {
 			delay = time.Second
+		}
+		if failed = failed + 1; becameReady {
+			failed = 0
+		}
+		// A config can parse and still keep the firmware from coming up
+		// (a NIC that is not there, say); the defaults at least bring
+		// the management shell up.
+		if failed == configAttempts && cfg == in.cfg {
+			in.log.Error("CONFIG DOES NOT START: using built-in defaults", "attempts", failed, "err", err)
+			cfg = builtinConfig(in.log, in.prof)
 		}
 		in.log.Error("firmware stopped; restarting", "err", err, "in", delay)
 		select {

@@ -57,11 +57,7 @@ func mountPerm(log *slog.Logger, spec string) string {
 // board's defaults. A missing or bad file gives the built-in defaults,
 // which still bring the management shell up; the console says which it was.
 func loadInitConfig(log *slog.Logger, prof *board.Profile, path string) *config.Config {
-	defaults := map[string]string{"board": prof.Name}
-	for k, v := range prof.Defaults {
-		defaults[k] = v
-	}
-	cfg, err := config.LoadDefaults(path, defaults)
+	cfg, err := config.LoadDefaults(path, boardDefaults(prof))
 	switch {
 	case err == nil:
 		log.Info("config loaded", "path", path)
@@ -76,7 +72,22 @@ func loadInitConfig(log *slog.Logger, prof *board.Profile, path string) *config.
 	default:
 		log.Error("BAD CONFIG: using built-in defaults", "path", path, "err", err)
 	}
-	cfg, err = config.LoadDefaults("", defaults)
+	return builtinConfig(log, prof)
+}
+
+// boardDefaults are the config defaults on prof's board.
+func boardDefaults(prof *board.Profile) map[string]string {
+	defaults := map[string]string{"board": prof.Name}
+	for k, v := range prof.Defaults {
+		defaults[k] = v
+	}
+	return defaults
+}
+
+// builtinConfig is the config without a file: the defaults, with the
+// board's own.
+func builtinConfig(log *slog.Logger, prof *board.Profile) *config.Config {
+	cfg, err := config.LoadDefaults("", boardDefaults(prof))
 	if err != nil {
 		// Only the environment (kernel command line words like
 		// SYNFIN_X=y) can make the defaults fail; drop it.
@@ -86,7 +97,7 @@ func loadInitConfig(log *slog.Logger, prof *board.Profile, path string) *config.
 				os.Unsetenv(name)
 			}
 		}
-		if cfg, err = config.LoadDefaults("", defaults); err != nil {
+		if cfg, err = config.LoadDefaults("", boardDefaults(prof)); err != nil {
 			// The board's own defaults are wrong: a programming error.
 			panic(err)
 		}

@@ -297,6 +297,26 @@ func TestQEMUBootBadConfig(t *testing.T) {
 	g.waitDown(t, "reboot")
 }
 
+// TestQEMUBootConfigDoesNotStart boots with a config that parses but
+// names a NIC the machine lacks: init restarts the firmware, then falls back
+// to the built-in defaults, and SSH comes up.
+func TestQEMUBootConfigDoesNotStart(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "eth9.yaml")
+	if err := os.WriteFile(cfg, []byte("nic: {interface: eth9}\nnet: {address: 10.0.2.15/24, gateway: 10.0.2.2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := bootQEMU(t, cfg)
+	for _, want := range []string{"config loaded", "firmware stopped; restarting", "CONFIG DOES NOT START: using built-in defaults"} {
+		if !strings.Contains(g.con.String(), want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if out := g.ssh(t, "show interfaces"); !strings.Contains(out, "eth0") {
+		t.Errorf("show interfaces does not show the board's NIC:\n%s", out)
+	}
+	g.poweroff(t)
+}
+
 // TestRPiImage checks the SD-card image: its partition table (sfdisk), the
 // boot files on the FAT32 partition (mtools) and the config on /perm.
 func TestRPiImage(t *testing.T) {
