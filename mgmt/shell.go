@@ -347,13 +347,13 @@ func (s *Shell) help(_ context.Context, a args, w io.Writer) error {
 	return nil
 }
 
+// writeHelp lists the commands, each as its usage with what it does on
+// the line below, so long usages do not push the text off the screen.
 func (s *Shell) writeHelp(w io.Writer) {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "commands:")
+	fmt.Fprintln(w, "commands:")
 	for _, c := range commands {
-		fmt.Fprintf(tw, "  %s\t%s\n", c.usage(), c.help)
+		fmt.Fprintf(w, "  %s\n      %s\n", c.usage(), c.help)
 	}
-	tw.Flush()
 }
 
 func (s *Shell) showConfig(_ context.Context, a args, w io.Writer) error {
