@@ -181,9 +181,12 @@ func (s *SSHServer) serverConfig() *ssh.ServerConfig {
 func (s *SSHServer) checkPublicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	src := sourceOf(meta.RemoteAddr())
 	s.limiter.wait(src)
-	keys, err := readAuthorizedKeys(s.cfg.AuthorizedKeys)
+	keys, skipped, err := readAuthorizedKeys(s.cfg.AuthorizedKeys)
 	if err != nil {
 		s.log.Warn("ssh: reading authorized keys", "err", err)
+	}
+	if skipped > 0 {
+		s.log.Warn("ssh: authorized keys with options this server cannot enforce are ignored", "path", s.cfg.AuthorizedKeys, "keys", skipped)
 	}
 	want := string(key.Marshal())
 	for _, k := range keys {
@@ -208,24 +211,41 @@ func (s *SSHServer) checkPassword(meta ssh.ConnMetadata, password []byte) (*ssh.
 	return nil, errors.New("wrong password")
 }
 
+// harmlessKeyOptions are the authorized_keys options the server honours by
+// what it is: it forwards nothing and runs no user rc, and a session is a
+// shell anyway.
+var harmlessKeyOptions = map[string]bool{
+	"restrict": true, "no-agent-forwarding": true, "no-port-forwarding": true,
+	"no-X11-forwarding": true, "no-user-rc": true, "no-pty": true,
+}
+
 // readAuthorizedKeys parses an authorized_keys file. Like sshd, it skips
-// lines that hold no key it knows.
-func readAuthorizedKeys(path string) ([]ssh.PublicKey, error) {
+// lines that hold no key it knows. A key with an option that would limit
+// it in a way this server cannot enforce (from=, command=, expiry-time=,
+// ...) is left out too, so the limit fails closed; skipped tells how many.
+func readAuthorizedKeys(path string) (keys []ssh.PublicKey, skipped int, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var keys []ssh.PublicKey
 	for len(b) > 0 {
 		// The error only says that the rest holds no key.
-		key, _, _, rest, err := ssh.ParseAuthorizedKey(b)
+		key, _, options, rest, err := ssh.ParseAuthorizedKey(b)
 		if err != nil {
 			break
 		}
-		keys = append(keys, key)
 		b = rest
+		ok := true
+		for _, o := range options {
+			ok = ok && harmlessKeyOptions[o]
+		}
+		if !ok {
+			skipped++
+			continue
+		}
+		keys = append(keys, key)
 	}
-	return keys, nil
+	return keys, skipped, nil
 }
 
 // sourceOf is the address failed logins are counted against.

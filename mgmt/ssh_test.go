@@ -457,3 +457,54 @@ func TestSSHBoundsHandshakes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestSSHExecWithPtyGetsCRLF(t *testing.T) {
+	f := startSSH(t, nil)
+	s, err := f.login(t).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 40, 120, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Output("show tcb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(out), "\r\n"); lines != 3 || strings.Count(string(out), "\n") != 3 {
+		t.Errorf("with a pty, want the table's 3 lines ended by CRLF:\n%q", out)
+	}
+}
+
+func TestSSHAuthorizedKeysReadAtEveryLogin(t *testing.T) {
+	f := startSSH(t, nil)
+	late := newKey(t)
+	if _, err := f.dial(ssh.PublicKeys(late)); err == nil {
+		t.Fatal("a key not yet authorized logged in")
+	}
+	ak := filepath.Join(f.dir, "authorized_keys")
+	b, err := os.ReadFile(ak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A limit the server cannot enforce keeps the key out.
+	fenced := newKey(t)
+	lines := "from=\"198.18.0.9\" " + string(ssh.MarshalAuthorizedKey(fenced.PublicKey())) +
+		"restrict,no-pty " + string(ssh.MarshalAuthorizedKey(late.PublicKey()))
+	if err := os.WriteFile(ak, append(b, lines...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.dial(ssh.PublicKeys(late))
+	if err != nil {
+		t.Fatalf("a key added to authorized_keys (with harmless options) while running: %v", err)
+	}
+	c.Close()
+	if _, err := f.dial(ssh.PublicKeys(fenced)); err == nil {
+		t.Error("a key limited by from= logged in from anywhere")
+	}
+	os.Remove(ak)
+	if _, err := f.dial(ssh.PublicKeys(f.key)); err == nil {
+		t.Error("a key logged in after authorized_keys was removed")
+	}
+}
