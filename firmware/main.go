@@ -130,7 +130,7 @@ func runShell(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return status
 	}
-	if err := interactive(socket, stdin, stdout); err != nil {
+	if err := shellSession(socket, stdin, stdout); err != nil {
 		fmt.Fprintln(stderr, "firmware shell:", err)
 		return exitNoConnection
 	}

@@ -95,3 +95,17 @@ func TestServeRemoteConsole(t *testing.T) {
 		t.Error("a console without a firmware behind its socket ran")
 	}
 }
+
+func TestRunRemoteShellEndsAtExit(t *testing.T) {
+	path := startServer(t, NewShell(sampleTCBs))
+	c := newFakeConsole()
+	done := serve(t, func() error { return RunRemoteShell(context.Background(), path, c.rw) })
+	waitOutput(t, c.out, prompt, 1)
+	c.typ(t, "show tcb\r")
+	waitOutput(t, c.out, prompt, 2)
+	c.typ(t, "exit\r")
+	waitDone(t, done)
+	if out := c.out.String(); strings.Contains(out, "session ended") || !strings.Contains(out, "ESTABLISHED") {
+		t.Errorf("one session, then the end:\n%s", out)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,12 +73,12 @@ func (s *Shell) interactive(ctx context.Context, t *term.Terminal) error {
 
 // ServeConsole runs the interactive shell on a console such as a serial
 // line: one session after another ("exit" starts a new one), until ctx is
-// done or the console reaches the end of its input. A console that is an
-// *os.File on a terminal is put in raw mode, for line editing, and
-// restored when ServeConsole returns; one with read deadlines is woken
-// when ctx is done.
+// done or the console reaches the end of its input. A console with the
+// file descriptor of a terminal (an *os.File on a tty) is put in raw mode,
+// for line editing, and restored when ServeConsole returns; one with read
+// deadlines is woken when ctx is done.
 func ServeConsole(ctx context.Context, shell *Shell, rw io.ReadWriter) error {
-	return serveTerminal(ctx, rw, func(t *term.Terminal) error { return shell.interactive(ctx, t) })
+	return serveTerminal(ctx, rw, false, func(t *term.Terminal) error { return shell.interactive(ctx, t) })
 }
 
 // ServeRemoteConsole is ServeConsole for a console held by another process
@@ -88,6 +87,19 @@ func ServeConsole(ctx context.Context, shell *Shell, rw io.ReadWriter) error {
 // path, and tab completion asks it for TCB ids. It returns when the
 // firmware goes away, so the caller can wait for the socket and call again.
 func ServeRemoteConsole(ctx context.Context, path string, rw io.ReadWriter) error {
+	return remoteTerminal(ctx, path, rw, false)
+}
+
+// RunRemoteShell runs one interactive session, with line editing, on the
+// terminal rw against the firmware behind the management socket at path,
+// until "exit" or the end of input: "firmware shell" on a terminal. rw is
+// put in raw mode if it has the file descriptor (an Fd method) of a
+// terminal.
+func RunRemoteShell(ctx context.Context, path string, rw io.ReadWriter) error {
+	return remoteTerminal(ctx, path, rw, true)
+}
+
+func remoteTerminal(ctx context.Context, path string, rw io.ReadWriter, once bool) error {
 	c, err := Dial(path)
 	if err != nil {
 		return err
@@ -96,7 +108,7 @@ func ServeRemoteConsole(ctx context.Context, path string, rw io.ReadWriter) erro
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	completer := NewShell(remoteTCBs{c})
-	return serveTerminal(ctx, rw, func(t *term.Terminal) error {
+	return serveTerminal(ctx, rw, once, func(t *term.Terminal) error {
 		t.AutoCompleteCallback = completer.autoComplete(t)
 		return remoteSession(c, t)
 	})
@@ -148,10 +160,11 @@ func (r remoteTCBs) TCB(id uint64) (tcpext.TCBInfo, bool) {
 }
 
 // serveTerminal runs sessions on a terminal over rw until ctx is done or
-// the input ends, in raw mode if rw is a terminal device.
-func serveTerminal(ctx context.Context, rw io.ReadWriter, session func(*term.Terminal) error) error {
+// the input ends, or just one if once is set; in raw mode if rw has the
+// file descriptor of a terminal.
+func serveTerminal(ctx context.Context, rw io.ReadWriter, once bool, session func(*term.Terminal) error) error {
 	t := term.NewTerminal(rw, prompt)
-	if f, ok := rw.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := rw.(interface{ Fd() uintptr }); ok && term.IsTerminal(int(f.Fd())) {
 		fd := int(f.Fd())
 		old, err := term.MakeRaw(fd)
 		if err != nil {
@@ -173,6 +186,8 @@ func serveTerminal(ctx context.Context, rw io.ReadWriter, session func(*term.Ter
 			return nil
 		case err != nil:
 			return fmt.Errorf("console: %w", err)
+		case once:
+			return nil
 		}
 		fmt.Fprintln(t, "session ended")
 	}
