@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +133,14 @@ func TestRenderLossyTransfer(t *testing.T) {
 	}
 	if !strings.Contains(svg, "zero window 500ms") {
 		t.Error("the zero-window stall is not labelled with its length")
+	}
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		if _, err := dec.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("the SVG is not well-formed XML: %v", err)
+		}
 	}
 
 	b := img.Bounds()
