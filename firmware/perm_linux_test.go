@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -55,5 +56,21 @@ func TestInitConfigFallback(t *testing.T) {
 				t.Errorf("echo enabled = %v, want %v", cfg.Services.Echo.Enabled(), tc.echo)
 			}
 		})
+	}
+}
+
+// TestBuiltinConfigEveryBoard guards the fallback itself: a board whose
+// defaults did not validate would leave init without any config.
+func TestBuiltinConfigEveryBoard(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, name := range board.Names() {
+		prof, err := board.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := builtinConfig(log, prof)
+		if cfg.Board != name || cfg.NIC.Interface != prof.Interface {
+			t.Errorf("%s: built-in config has board %q, NIC %q", name, cfg.Board, cfg.NIC.Interface)
+		}
 	}
 }
