@@ -42,6 +42,10 @@ const (
 	xdpProgName = "synfin_xdp"
 
 	xdpPass = 2 // XDP_PASS
+
+	// xdpBusyWait is how long binding waits for the queue while the
+	// kernel still tears down the socket of a crashed predecessor.
+	xdpBusyWait = 5 * time.Second
 )
 
 // afxdp is a port on an AF_XDP socket bound to queue 0 of the interface,
@@ -127,15 +131,30 @@ func openAFXDP(attrs *netlink.LinkAttrs, mode string) (*afxdp, error) {
 	// super-segments arrive whole, as they do over AF_PACKET. Where the
 	// socket cannot take pieces, the program must not accept them either.
 	bind := func(flags uint16) error {
-		return unix.Bind(x.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(attrs.Index)})
+		// A socket of a firmware that just crashed holds the queue
+		// until the kernel has finished tearing it down, which it does
+		// in the background.
+		deadline := time.Now().Add(xdpBusyWait)
+		for {
+			err := unix.Bind(x.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(attrs.Index)})
+			if err != unix.EBUSY || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	var progFlags uint32
 	// Without XDP_USE_NEED_WAKEUP the ring code never makes a system call
 	// of its own; the kicker goroutine makes all of them.
-	if err := bind(unix.XDP_USE_SG); err == nil {
+	switch err := bind(unix.XDP_USE_SG); err {
+	case nil:
 		progFlags = unix.BPF_F_XDP_HAS_FRAGS
-	} else if err := bind(0); err != nil {
-		return nil, fmt.Errorf("AF_XDP: bind to queue 0: %w", err)
+	case unix.EBUSY:
+		return nil, fmt.Errorf("AF_XDP: bind to queue 0: another AF_XDP socket holds it: %w", err)
+	default:
+		if err := bind(0); err != nil {
+			return nil, fmt.Errorf("AF_XDP: bind to queue 0: %w", err)
+		}
 	}
 
 	x.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "synfin_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 1})
