@@ -123,11 +123,15 @@ test-images: image-qemu image-rpi
 
 # test-qemu-user runs unit tests as arm64 and 32-bit arm binaries under
 # qemu-user, where a misaligned 64-bit atomic faults. The packages are those
-# whose tests need no root; the firmware's lab tests stay native.
+# whose tests need no root; of the firmware's, the init's unit tests (its
+# lab tests stay native).
 QEMU_USER_PKGS := ./board ./firmware/config ./mgmt ./nic/impair ./tcpext ./tcpext/cc ./tcpext/stacknet
+QEMU_USER_FIRMWARE_RUN := ^Test(ModuleLoadOrder|ModulesDepMalformed|HealthGrace|WatchFeedsOnlyWhileHealthy|ServiceRestartedAfterPanic|InitConfigFallback|BuiltinConfigEveryBoard|FindPermByLabel|CRLFWriter|RequestPowerOnce|SignalsAskForPower|ReapOrphans)$$
 test-qemu-user: image-deps
 	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -timeout 20m -exec qemu-aarch64 $(QEMU_USER_PKGS)
+	GOOS=linux GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 -run '$(QEMU_USER_FIRMWARE_RUN)' ./firmware
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout 20m -exec qemu-arm $(QEMU_USER_PKGS)
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm -run '$(QEMU_USER_FIRMWARE_RUN)' ./firmware
 
 clean:
 	rm -rf $(BIN) $(IMAGES)
