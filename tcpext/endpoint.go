@@ -381,7 +381,7 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 		if e.rcvBuf.len() > 0 || e.state.finReceived() || e.rcvShut {
 			r |= waiter.ReadableEvents
 		}
-		if !e.state.canSend() || e.finQueued || e.sndBuf.len() < e.sndBufMax {
+		if !e.state.canSend() || e.finQueued || e.sendSpace() {
 			r |= waiter.WritableEvents
 		}
 	}

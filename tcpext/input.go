@@ -256,7 +256,9 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		} else {
 			e.restartRTO()
 		}
-		e.events |= waiter.WritableEvents
+		if e.sendSpace() {
+			e.events |= waiter.WritableEvents
+		}
 	}
 	if !ack.LessThan(e.sndUna) {
 		e.updateWindow(seg)

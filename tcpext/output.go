@@ -228,3 +228,12 @@ func (e *endpoint) consumed(n int) {
 		e.sendACK()
 	}
 }
+
+// sendSpace reports whether the send buffer has room enough to wake a
+// writer: a third of it, as Linux's sk_stream_is_writeable has it. A
+// writer woken for every ACK would queue a segment or two per wakeup and
+// spend its time being scheduled.
+func (e *endpoint) sendSpace() bool {
+	free := e.sndBufMax - e.sndBuf.len()
+	return free > 0 && free >= e.sndBufMax/3
+}
