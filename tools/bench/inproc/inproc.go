@@ -289,7 +289,10 @@ func (p *Pair) Echo1(n int) error {
 }
 
 // IdleMemory opens n connections, leaves them idle and returns the heap
-// bytes they hold per connection (both ends, both stacks).
+// bytes they hold per connection (both ends, both stacks). It measures the
+// heap after n/2 connections and after n, and takes the slope: what the
+// first connections bring along (a listener, pools warming up, garbage of
+// earlier work still being freed) falls out.
 func (p *Pair) IdleMemory(n int) (float64, error) {
 	ln, err := p.Listen(5003)
 	if err != nil {
@@ -306,30 +309,40 @@ func (p *Pair) IdleMemory(n int) (float64, error) {
 			accepted <- c
 		}
 	}()
-	before := heap()
 	conns := make([]net.Conn, 0, 2*n)
-	for i := 0; i < n; i++ {
-		c, err := p.Dial(context.Background(), 5003)
-		if err != nil {
-			return 0, err
+	defer func() {
+		for _, c := range conns {
+			c.Close()
 		}
-		conns = append(conns, c)
-	}
-	for i := 0; i < n; i++ {
-		select {
-		case c := <-accepted:
+	}()
+	open := func(k int) error {
+		for i := 0; i < k; i++ {
+			c, err := p.Dial(context.Background(), 5003)
+			if err != nil {
+				return err
+			}
 			conns = append(conns, c)
-		case <-time.After(30 * time.Second):
-			return 0, fmt.Errorf("inproc: %d of %d connections accepted", i, n)
 		}
+		for i := 0; i < k; i++ {
+			select {
+			case c := <-accepted:
+				conns = append(conns, c)
+			case <-time.After(30 * time.Second):
+				return fmt.Errorf("inproc: %d of %d connections accepted", i, k)
+			}
+		}
+		return nil
 	}
-	// Signed: garbage of earlier work collected meanwhile can make the
-	// difference negative for a small n.
-	per := float64(int64(heap())-int64(before)) / float64(n)
-	for _, c := range conns {
-		c.Close()
+	half := n / 2
+	if err := open(half); err != nil {
+		return 0, err
 	}
-	return per, nil
+	mid := heap()
+	if err := open(n - half); err != nil {
+		return 0, err
+	}
+	// Signed, in case the heap shrank meanwhile.
+	return float64(int64(heap())-int64(mid)) / float64(n-half), nil
 }
 
 func heap() uint64 {
