@@ -34,8 +34,7 @@ const (
 
 // rcvTuning is the receive side's measurement.
 type rcvTuning struct {
-	fixed  bool // SO_RCVBUF was set
-	copied int  // bytes the application read since start
+	copied int // bytes the application read since start
 	start  tcpip.MonotonicTime
 }
 
@@ -43,10 +42,10 @@ type rcvTuning struct {
 // trip has passed, grows the receive buffer to twice that round trip's
 // reading.
 func (e *endpoint) tuneReceive(n int) {
-	t := &e.rcvTune
-	if t.fixed {
+	if e.rcvBufFixed {
 		return
 	}
+	t := &e.rcvTune
 	t.copied += n
 	now := e.monoNow()
 	if now.Sub(t.start) < max(e.rtt.srtt, minTuneInterval) {
@@ -72,7 +71,7 @@ func (e *endpoint) tuneSend() {
 // rcvWScaleWanted is the window-scale shift to announce on our SYN: enough
 // for the largest buffer the connection may grow to (RFC 7323 section 2.3).
 func (e *endpoint) rcvWScaleWanted() int8 {
-	if e.rcvTune.fixed {
+	if e.rcvBufFixed {
 		return wscaleFor(e.rcvBufMax)
 	}
 	return wscaleFor(maxReceiveBuffer)
@@ -84,7 +83,7 @@ func (e *endpoint) rcvWScaleWanted() int8 {
 func (e *endpoint) OnSetReceiveBufferSize(v, _ int64) (int64, func()) {
 	e.mu.Lock()
 	defer e.unlock()
-	e.rcvTune.fixed = true
+	e.rcvBufFixed = true
 	e.rcvBufMax = int(v)
 	return v, nil
 }

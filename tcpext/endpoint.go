@@ -47,6 +47,7 @@ type endpoint struct {
 	passiveOpen bool
 	tid         stack.TransportEndpointID
 	nicID       tcpip.NICID
+	shortEnd    seqnum.Value // end of the last short segment (Nagle)
 	route       *stack.Route
 
 	// lq is the listener side, allocated by Listen.
@@ -92,10 +93,12 @@ type endpoint struct {
 	// flags are set.
 	sndUp, rcvUp         seqnum.Value
 	sndUrgent, rcvUrgent bool
-	// sndBufFixed: SO_SNDBUF was set, so the send buffer is not tuned.
-	sndBufFixed bool
+	// sndBufFixed and rcvBufFixed: SO_SNDBUF or SO_RCVBUF was set, so
+	// that buffer is not tuned.
+	sndBufFixed, rcvBufFixed bool
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
+	oowACKed  bool
 	sndBufMax int
 
 	rcvBuf    byteQueue
@@ -103,10 +106,13 @@ type endpoint struct {
 	oooBytes  int
 	rcvBufMax int
 	rcvTune   rcvTuning
-	rcvShut   bool // the application shut down reading
-	closed    bool // the application called Close
-	hardError tcpip.Error
-	lastError tcpip.Error
+	// lastOOWACK is when an ACK last answered a segment without data
+	// that was out of the window, if oowACKed (oowack.go).
+	lastOOWACK tcpip.MonotonicTime
+	rcvShut    bool // the application shut down reading
+	closed     bool // the application called Close
+	hardError  tcpip.Error
+	lastError  tcpip.Error
 
 	rtt rttEstimator
 	cc  cc.Controller
@@ -131,9 +137,8 @@ type endpoint struct {
 	delackTimer   timer
 	timeWaitTimer timer
 	finWait2Timer timer
-	ackOwed       int32        // in-order segments not yet acknowledged
-	shortEnd      seqnum.Value // end of the last short segment (Nagle)
-	maxSndWnd     seqnum.Size  // largest window the peer offered
+	ackOwed       int32       // in-order segments not yet acknowledged
+	maxSndWnd     seqnum.Size // largest window the peer offered
 
 	counters Counters
 	history  []historyEntry

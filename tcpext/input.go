@@ -95,7 +95,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 	if e.pawsReject(seg) {
 		e.counters.PAWSDropped++
 		e.proto.stats.DroppedPAWS.Add(1)
-		e.sendACK()
+		e.sendOOWACK(seg)
 		return
 	}
 	if !e.acceptable(seg) {
@@ -105,7 +105,7 @@ func (e *endpoint) handleSegment(seg *Segment) {
 			if seg.Seq.LessThan(e.rcvNxt) {
 				e.noteDuplicate(seg)
 			}
-			e.sendACK()
+			e.sendOOWACK(seg)
 		}
 		return
 	}

@@ -20,8 +20,12 @@ type Stats struct {
 	// ChallengeACKsSuppressed counts challenge ACKs withheld by the rate
 	// limit of RFC 5961 section 7.
 	ChallengeACKsSuppressed atomic.Uint64
-	ICMPErrors              atomic.Uint64
-	FastRetransmits         atomic.Uint64
+	// OOWACKsSuppressed counts ACKs not sent in answer to segments
+	// without data that failed the acceptability or PAWS test
+	// (oowack.go).
+	OOWACKsSuppressed atomic.Uint64
+	ICMPErrors        atomic.Uint64
+	FastRetransmits   atomic.Uint64
 	// Drops by reason, beyond checksum and malformed above.
 	DroppedUnacceptable atomic.Uint64 // failed the RFC 9293 3.10.7.4 test
 	DroppedPAWS         atomic.Uint64 // old timestamp (RFC 7323 5.3)
@@ -44,6 +48,7 @@ type StatsSnapshot struct {
 	PassiveOpens            uint64 `json:"passive_opens"`
 	ChallengeACKs           uint64 `json:"challenge_acks"`
 	ChallengeACKsSuppressed uint64 `json:"challenge_acks_suppressed"`
+	OOWACKsSuppressed       uint64 `json:"oow_acks_suppressed"`
 	ICMPErrors              uint64 `json:"icmp_errors"`
 	FastRetransmits         uint64 `json:"fast_retransmits"`
 	DroppedUnacceptable     uint64 `json:"dropped_unacceptable"`
@@ -67,6 +72,7 @@ func (s *Stats) snapshot() StatsSnapshot {
 		PassiveOpens:            s.PassiveOpens.Load(),
 		ChallengeACKs:           s.ChallengeACKs.Load(),
 		ChallengeACKsSuppressed: s.ChallengeACKsSuppressed.Load(),
+		OOWACKsSuppressed:       s.OOWACKsSuppressed.Load(),
 		ICMPErrors:              s.ICMPErrors.Load(),
 		FastRetransmits:         s.FastRetransmits.Load(),
 		DroppedUnacceptable:     s.DroppedUnacceptable.Load(),
