@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -448,6 +450,11 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 				break
 			}
 			ok = true
+			if pty == nil {
+				log.Info("ssh: shell without a terminal")
+				start(func() int { return s.plainShell(ctx, ch) })
+				break
+			}
 			tty = term.NewTerminal(ch, prompt)
 			if pty != nil {
 				tty.SetSize(int(pty.Columns), int(pty.Rows))
@@ -487,6 +494,33 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 			req.Reply(ok, nil)
 		}
 	}
+}
+
+// plainShell runs the lines of a shell session without a terminal
+// ("ssh BOX < commands") as sh runs a script: no prompt, no echo, output
+// as it is, and the exit status of the last command.
+func (s *SSHServer) plainShell(ctx context.Context, ch ssh.Channel) int {
+	sc := bufio.NewScanner(ch)
+	sc.Buffer(make([]byte, 0, 4096), MaxLineLen)
+	status := StatusOK
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if line == "exit" || line == "quit" || line == "logout" {
+			break
+		}
+		out := newFlushWriter(ch)
+		status = s.shell.Run(ctx, line, out)
+		if err := out.Flush(); err != nil {
+			return StatusError
+		}
+	}
+	if sc.Err() != nil {
+		return StatusUsage
+	}
+	return status
 }
 
 // exec runs one command for an exec request. With a pty the client's

@@ -508,3 +508,35 @@ func TestSSHAuthorizedKeysReadAtEveryLogin(t *testing.T) {
 		t.Error("a key logged in after authorized_keys was removed")
 	}
 }
+
+func TestSSHShellWithoutTerminalRunsAScript(t *testing.T) {
+	f := startSSH(t, nil)
+	c := f.login(t)
+	script := func(lines string) (string, error) {
+		s, err := c.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.Stdin = strings.NewReader(lines)
+		var out syncBuffer
+		s.Stdout = &out
+		if err := s.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		err = s.Wait()
+		return out.String(), err
+	}
+	out, err := script("show tcb --state listen\n\nshow tcb --port 7 --state established\n")
+	if err != nil {
+		t.Fatalf("script: %v", err)
+	}
+	if strings.Contains(out, prompt) || strings.Contains(out, "\r") || strings.Count(out, "ID  STATE") != 2 {
+		t.Errorf("a script's output, without prompt, echo or CR:\n%q", out)
+	}
+	_, err = script("show tcb\nshow tcb 99\n")
+	var exit *ssh.ExitError
+	if !errors.As(err, &exit) || exit.ExitStatus() != StatusError {
+		t.Errorf("a script whose last command failed ended with %v, want status %d", err, StatusError)
+	}
+}
