@@ -4,8 +4,10 @@
 // pair against a Linux peer, next to Linux talking to Linux over the same
 // veth, and prints a Markdown table.
 //
-// For each setup the peer (Linux's TCP in synfin-peer) first sends to the
-// discard service for -duration, then reads from chargen for -duration.
+// For each setup the peer (Linux in synfin-peer) first pings the DUT 50
+// times (the average round trip shows how long a lone frame waits in the
+// driver), then sends to the discard service for -duration, then reads
+// from chargen for -duration.
 // Goodput is application bytes per second: for discard, the bytes written
 // until the server has read them all and closed (the client half-closes
 // and waits for EOF); for chargen, the bytes read. Frames per second are
@@ -52,6 +54,7 @@ type result struct {
 	setup                      string
 	discardBps, chargenBps     float64 // goodput, bytes per second
 	discardFrames, chargenFrms float64 // frames per second at the DUT
+	rtt                        string  // ping's average round trip from the peer
 }
 
 func run(d time.Duration, firmware string, drivers []string) error {
@@ -216,6 +219,9 @@ func measure(d time.Duration, stats func() (frameCounts, error)) (result, error)
 		return r, err
 	}
 	r.setup = before.label
+	if r.rtt, err = pingRTT(); err != nil {
+		return r, err
+	}
 	bytes, elapsed, err := sendDiscard(d)
 	if err != nil {
 		return r, fmt.Errorf("discard: %w", err)
@@ -238,6 +244,22 @@ func measure(d time.Duration, stats func() (frameCounts, error)) (result, error)
 	r.chargenBps = float64(bytes) / elapsed.Seconds()
 	r.chargenFrms = float64(after.tx-mid.tx) / elapsed.Seconds()
 	return r, nil
+}
+
+// pingRTT returns the average round trip of 50 pings from the peer, in
+// milliseconds as ping prints it.
+func pingRTT() (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", labnet.PeerNamespace, "ping", "-q", "-c", "50", "-i", "0.02", labnet.DUTAddress).Output()
+	if err != nil {
+		return "", fmt.Errorf("ping: %w", err)
+	}
+	// rtt min/avg/max/mdev = 0.177/0.214/0.541/0.077 ms
+	_, stats, ok := strings.Cut(string(out), " = ")
+	fields := strings.Split(stats, "/")
+	if !ok || len(fields) < 2 {
+		return "", fmt.Errorf("ping printed %q", out)
+	}
+	return fields[1] + " ms", nil
 }
 
 // dialFromPeer connects to the DUT's port from the peer namespace.
@@ -307,10 +329,10 @@ func readChargen(d time.Duration) (uint64, time.Duration, error) {
 
 func printTable(w io.Writer, rs []result, d time.Duration) {
 	fmt.Fprintf(w, "%d s per direction; goodput in Mbit/s of application data, frames/s as the DUT side counts them\n\n", int(d.Seconds()))
-	fmt.Fprintln(w, "| setup | peer → discard | frames/s in | chargen → peer | frames/s out |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| setup | peer → discard | frames/s in | chargen → peer | frames/s out | ping RTT |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %.0f Mbit/s | %.0f | %.0f Mbit/s | %.0f |\n",
-			r.setup, r.discardBps*8/1e6, r.discardFrames, r.chargenBps*8/1e6, r.chargenFrms)
+		fmt.Fprintf(w, "| %s | %.0f Mbit/s | %.0f | %.0f Mbit/s | %.0f | %s |\n",
+			r.setup, r.discardBps*8/1e6, r.discardFrames, r.chargenBps*8/1e6, r.chargenFrms, r.rtt)
 	}
 }
