@@ -338,8 +338,15 @@ func (x *afxdp) write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			pkt := pkts[sent+int(i)]
 			desc := unix.XDPDesc{Addr: x.cb.UMEM.AllocFrame(), Len: uint32(pkt.Size())}
 			buf := x.cb.UMEM.Get(desc)
-			for _, s := range pkt.AsSlices() {
-				buf = buf[copy(buf, s):]
+			vl, off := pkt.AsViewList()
+			for v := vl.Front(); v != nil; v = v.Next() {
+				b := v.AsSlice()
+				if off >= len(b) {
+					off -= len(b)
+					continue
+				}
+				buf = buf[copy(buf, b[off:]):]
+				off = 0
 			}
 			x.cb.TX.Set(idx+i, desc)
 			x.txBytes.Add(uint64(desc.Len))
