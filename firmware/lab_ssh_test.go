@@ -122,6 +122,22 @@ func TestLabSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("interactive shell on a terminal", func(t *testing.T) {
+		// -tt gives the session a terminal although the test's stdin is
+		// not one; the keys go through as typed, tab included.
+		cmd := c.lab.PeerCommand("ssh", append(c.args(c.key, "-tt"), "admin@"+labnet.DUTAddress)...)
+		cmd.Stdin = strings.NewReader("show tc\t--state est\t\rexit\r")
+		out, err := run(t, cmd, 30*time.Second)
+		if err != nil {
+			t.Fatalf("ssh -tt: %v\n%s", err, out)
+		}
+		for _, want := range []string{"synfin> ", "show tcb --state established", "ESTABLISHED", labnet.DUTAddress + ":22"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("no %q in the session:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("a reset connection's dump by scp, its pcap by tshark", func(t *testing.T) {
 		nc := c.lab.PeerCommand("nc", "-d", labnet.DUTAddress, "9")
 		if err := nc.Start(); err != nil {

@@ -438,7 +438,7 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 					pty.Columns, pty.Rows = wc.Columns, wc.Rows
 				}
 				if tty != nil {
-					tty.SetSize(int(wc.Columns), int(wc.Rows))
+					setSize(tty, wc.Columns, wc.Rows)
 				}
 				ok = true
 			}
@@ -456,9 +456,7 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 				break
 			}
 			tty = term.NewTerminal(ch, prompt)
-			if pty != nil {
-				tty.SetSize(int(pty.Columns), int(pty.Rows))
-			}
+			setSize(tty, pty.Columns, pty.Rows)
 			log.Info("ssh: interactive shell")
 			start(func() int {
 				if err := s.shell.Interactive(ctx, tty); err != nil {
@@ -493,6 +491,15 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 		if req.WantReply {
 			req.Reply(ok, nil)
 		}
+	}
+}
+
+// setSize tells t the client's terminal size. A client that does not know
+// it (ssh -tt from a script) says 0, which would wrap every character;
+// then the terminal keeps its default of 80x24.
+func setSize(t *term.Terminal, cols, rows uint32) {
+	if cols > 0 && rows > 0 {
+		t.SetSize(int(cols), int(rows))
 	}
 }
 

@@ -540,3 +540,27 @@ func TestSSHShellWithoutTerminalRunsAScript(t *testing.T) {
 		t.Errorf("a script whose last command failed ended with %v, want status %d", err, StatusError)
 	}
 }
+
+func TestSSHTerminalOfUnknownSize(t *testing.T) {
+	f := startSSH(t, nil)
+	s, err := f.login(t).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ssh -tt from a script asks for a terminal of size 0x0.
+	if err := s.RequestPty("xterm", 0, 0, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Stdin = strings.NewReader("show tcb --state listen\rexit\r")
+	var out syncBuffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, prompt+"show tcb --state listen") || !strings.Contains(got, "LISTEN") {
+		t.Errorf("a terminal of unknown size should not wrap every character:\n%q", got)
+	}
+}
