@@ -21,6 +21,9 @@ import (
 // prompt is the interactive shell's prompt, on SSH and the console alike.
 const prompt = "synfin> "
 
+// banner greets a person at the start of an interactive session.
+const banner = `synfin management shell: "help" lists commands, tab completes, "exit" leaves`
+
 // terminalOutput is a command's output to a person's terminal. Commands
 // whose output is binary (pcap) refuse to write there.
 type terminalOutput struct{ *bufio.Writer }
@@ -48,7 +51,7 @@ func (s *Shell) Interactive(ctx context.Context, t *term.Terminal) error {
 // "exit" (nil).
 func (s *Shell) interactive(ctx context.Context, t *term.Terminal) error {
 	t.AutoCompleteCallback = s.autoComplete(t)
-	fmt.Fprintln(t, `synfin management shell: "help" lists commands, tab completes, "exit" leaves`)
+	fmt.Fprintln(t, banner)
 	for {
 		line, err := t.ReadLine()
 		if err != nil {
@@ -116,7 +119,7 @@ func remoteTerminal(ctx context.Context, path string, rw io.ReadWriter, once boo
 
 // remoteSession runs the lines typed at t on the firmware behind c.
 func remoteSession(c *Client, t *term.Terminal) error {
-	fmt.Fprintln(t, `synfin management shell: "help" lists commands, tab completes, "exit" leaves`)
+	fmt.Fprintln(t, banner)
 	for {
 		line, err := t.ReadLine()
 		if err != nil {
