@@ -55,15 +55,20 @@ type Options struct {
 	// Impair, if set, impairs both directions of the link the same way
 	// (the reverse direction with the seed one higher), on the real clock.
 	Impair *impair.Config
+	// NoRecorder turns tcpext's flight recorder off, to measure its cost.
+	NoRecorder bool
 }
 
-func transport(impl, ccName string) (stack.TransportProtocolFactory, error) {
+func transport(impl string, o Options) (stack.TransportProtocolFactory, error) {
 	switch impl {
 	case TCPExt:
 		opts := tcpext.DefaultOptions()
 		opts.DelayedACK = 40 * time.Millisecond // as the firmware runs it
-		if ccName != "" {
-			opts.CongestionControl = ccName
+		if o.CongestionControl != "" {
+			opts.CongestionControl = o.CongestionControl
+		}
+		if o.NoRecorder {
+			opts.RecorderEvents = -1
 		}
 		return tcpext.NewProtocolFactory(opts), nil
 	case GVisor:
@@ -76,7 +81,7 @@ func transport(impl, ccName string) (stack.TransportProtocolFactory, error) {
 var gvisorCC = map[string]tcpip.CongestionControlOption{"newreno": "reno", "cubic": "cubic"}
 
 func newStack(impl string, opts Options, link *channel.Endpoint, addr tcpip.Address) (*stack.Stack, error) {
-	tp, err := transport(impl, opts.CongestionControl)
+	tp, err := transport(impl, opts)
 	if err != nil {
 		return nil, err
 	}

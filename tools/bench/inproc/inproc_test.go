@@ -53,6 +53,28 @@ func BenchmarkLossyBulk(b *testing.B) {
 	}
 }
 
+// BenchmarkRecorderCost is tcpext's bulk transfer with its flight recorder
+// on (the default) and off; compare the cpu-s/GB of the two.
+func BenchmarkRecorderCost(b *testing.B) {
+	const chunk = 64 << 10
+	for _, off := range []bool{false, true} {
+		b.Run(fmt.Sprintf("recorder-off=%v", off), func(b *testing.B) {
+			p, err := NewPairWith(TCPExt, Options{MTU: 1500, NoRecorder: off})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			b.SetBytes(chunk)
+			b.ResetTimer()
+			cpu := CPUTime()
+			if err := p.Bulk(b.N*chunk, chunk); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric((CPUTime()-cpu).Seconds()/(float64(b.N*chunk)/1e9), "cpu-s/GB")
+		})
+	}
+}
+
 func BenchmarkConnections(b *testing.B) {
 	for _, impl := range []string{TCPExt, GVisor} {
 		b.Run(impl, func(b *testing.B) {

@@ -5,6 +5,8 @@
 // median of -runs runs, alternating the two implementations so that a
 // change in the machine's load falls on both.
 //
+// A second table puts tcpext's flight recorder on against off.
+//
 // The lab row (the firmware against Linux over veth, next to Linux against
 // Linux) comes from tools/bench/nicbench, which needs root and the lab.
 //
@@ -106,6 +108,39 @@ func main() {
 		fmt.Printf("| %s | %s %s | %s %s | %.2f× | %s |\n", r.name, format(a), r.unit, format(b), r.unit, ratio, r.target)
 	}
 	fmt.Fprintf(os.Stderr, "ratios above 1 favour tcpext; medians of %d runs\n", *runs)
+
+	// The flight recorder's cost: tcpext against itself.
+	var on, off []float64
+	for range *runs {
+		for _, noRec := range []bool{false, true} {
+			v, err := bulkCPU(inproc.TCPExt, inproc.Options{MTU: 1500, NoRecorder: noRec}, *bulkMiB<<20)
+			if err != nil {
+				log.Fatalf("recorder cost: %v", err)
+			}
+			if noRec {
+				off = append(off, v)
+			} else {
+				on = append(on, v)
+			}
+		}
+	}
+	a, b := median(on), median(off)
+	fmt.Printf("\n| tcpext, CPU per GB at MTU 1500 | recorder on (256 events) | recorder off | overhead | target |\n|---|---|---|---|---|\n")
+	fmt.Printf("| bulk transfer | %s s/GB | %s s/GB | %+.1f %% | ≤ 5 %% |\n", format(a), format(b), 100*(a/b-1))
+}
+
+// bulkCPU is the CPU time per GB of one bulk transfer of total bytes.
+func bulkCPU(impl string, opts inproc.Options, total int) (float64, error) {
+	p, err := inproc.NewPairWith(impl, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	cpu0 := inproc.CPUTime()
+	if err := p.Bulk(total, 64<<10); err != nil {
+		return 0, err
+	}
+	return (inproc.CPUTime() - cpu0).Seconds() / (float64(total) / 1e9), nil
 }
 
 // bulkRow is one-way bulk transfer in 64 KiB writes: throughput, or CPU
@@ -120,17 +155,17 @@ func bulkRow(mtu uint32, mib int, cpu bool) row {
 	}
 	total := mib << 20
 	r.run = func(impl string) (float64, error) {
+		if cpu {
+			return bulkCPU(impl, inproc.Options{MTU: mtu}, total)
+		}
 		p, err := inproc.NewPair(impl, mtu)
 		if err != nil {
 			return 0, err
 		}
 		defer p.Close()
-		start, cpu0 := time.Now(), inproc.CPUTime()
+		start := time.Now()
 		if err := p.Bulk(total, 64<<10); err != nil {
 			return 0, err
-		}
-		if cpu {
-			return (inproc.CPUTime() - cpu0).Seconds() / (float64(total) / 1e9), nil
 		}
 		return float64(total) / 1e6 / time.Since(start).Seconds(), nil
 	}
