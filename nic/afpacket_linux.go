@@ -27,6 +27,7 @@ const (
 	// rxBlockTimeout is how long (ms) the kernel waits for a block to fill
 	// before handing it over anyway: TPACKET_V3 wakes the reader per
 	// block, not per frame, so this bounds the latency a lone frame sees.
+	// The kernel rounds it up to a timer tick (4 ms at HZ=250).
 	rxBlockTimeout = 1
 
 	// rxFrameSize is nominal: TPACKET_V3 packs frames of any size into a
