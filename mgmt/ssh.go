@@ -406,9 +406,16 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 		running.Wait()
 	}()
 	// start runs body as the session's one program, then reports its
-	// status and closes the channel.
+	// status and closes the channel. It only records body: the program
+	// starts once the request that asked for it has been answered, or a
+	// quick command could close the channel before the answer and the
+	// client would see EOF instead of the command's output.
+	var program func() int
 	start := func(body func() int) {
 		started = true
+		program = body
+	}
+	run := func(body func() int) {
 		running.Go(func() {
 			status := StatusError
 			defer func() {
@@ -490,6 +497,10 @@ func (s *SSHServer) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ss
 		}
 		if req.WantReply {
 			req.Reply(ok, nil)
+		}
+		if program != nil {
+			run(program)
+			program = nil
 		}
 	}
 }
