@@ -34,7 +34,7 @@ func tuneConn(t *testing.T, d *dut) (tcpip.Endpoint, func(n int) int) {
 			if !ok {
 				return window
 			}
-			window = int(s.Window) << 9
+			window = int(s.Window) << d.proto.TCBs()[1].RcvWScale
 		}
 	}
 }

@@ -99,7 +99,10 @@ type endpoint struct {
 	// finQueued: the application finished sending; our FIN follows sndBuf.
 	finQueued bool
 	oowACKed  bool
-	sndBufMax int
+	// cwndLimited: data waited for the congestion window when last sent
+	// (input.go grows the window only then).
+	cwndLimited bool
+	sndBufMax   int
 
 	rcvBuf    byteQueue
 	ooo       []oooSegment // out-of-order data, sorted by sequence

@@ -109,3 +109,55 @@ func TestReceiverSillyWindowAvoidance(t *testing.T) {
 		t.Fatalf("got %s after 1500 bytes were freed, want a window update offering 1500", describe(got))
 	}
 }
+
+// The congestion window grows only while it limits the sending (RFC 7661
+// section 4.3): a sender whose application writes a little at a time, or
+// whom the peer's window holds back, keeps its window, and so does its
+// send buffer.
+func TestCwndGrowsOnlyWhenItLimits(t *testing.T) {
+	d := newDUT(t, testOptions())
+	const peerISN = 4000
+	ep, port, iss := d.connect(peerISN)
+	initial := d.proto.TCBs()[0].Cwnd
+	sent := uint32(0)
+	for range 50 {
+		write(t, ep, bytes.Repeat([]byte("a"), 100))
+		d.next()
+		sent += 100
+		d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 1 + sent, flags: ack, window: 65535})
+	}
+	if cwnd := d.proto.TCBs()[0].Cwnd; cwnd != initial {
+		t.Fatalf("cwnd %d after 50 application-limited round trips, want it kept at %d", cwnd, initial)
+	}
+	// Held back by a peer window of 2000 bytes: still no growth.
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 1 + sent, flags: ack, window: 2000})
+	write(t, ep, bytes.Repeat([]byte("b"), 20000))
+	acked := iss + 1 + sent
+	for {
+		got, ok := d.poll()
+		if !ok {
+			break
+		}
+		acked = uint32(got.Seq) + uint32(len(got.Payload))
+		d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: acked, flags: ack, window: 2000})
+	}
+	if acked != iss+1+sent+20000 {
+		t.Fatalf("acked up to %d, want all 20000 bytes through the 2000-byte window (%d)", acked, iss+1+sent+20000)
+	}
+	if cwnd := d.proto.TCBs()[0].Cwnd; cwnd != initial {
+		t.Fatalf("cwnd %d while the peer's window held the sender back, want it kept at %d", cwnd, initial)
+	}
+	// Limited by cwnd itself, it grows (slow start).
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 1 + sent + 20000, flags: ack, window: 65535})
+	write(t, ep, bytes.Repeat([]byte("c"), 60000))
+	first := d.next()
+	for {
+		if _, ok := d.poll(); !ok {
+			break
+		}
+	}
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: uint32(first.Seq) + uint32(len(first.Payload)), flags: ack, window: 65535})
+	if cwnd := d.proto.TCBs()[0].Cwnd; cwnd <= initial {
+		t.Fatalf("cwnd %d after an ACK while cwnd-limited, want above %d", cwnd, initial)
+	}
+}

@@ -248,9 +248,16 @@ func (e *endpoint) processACK(seg *Segment) bool {
 			e.onRecoveryAck(int(acked))
 		} else {
 			e.rec.dupAcks = 0
-			e.cc.OnAck(int(acked), e.rtt.srtt, e.now())
-			e.tuneSend()
+			// The window grows only while it limits the sending (RFC
+			// 7661 section 4.3): a sender held back by the peer's window
+			// or by its application would grow cwnd, and the send buffer
+			// with it, far beyond anything the path has shown it can take.
+			if e.cwndLimited {
+				e.cc.OnAck(int(acked), e.rtt.srtt, e.now())
+				e.tuneSend()
+			}
 		}
+		e.cwndLimited = false
 		if e.sndUna == e.sndMax {
 			e.stopRTO()
 		} else {

@@ -31,7 +31,7 @@ func (d *dut) acceptWithOptions(opts, ackOpts tcpext.SegmentOptions) (tcpip.Endp
 
 // Window scale at the maximum shift: the peer's windows are multiplied by
 // 2^14; a shift above 14 is taken as 14 (RFC 7323 section 2.3); ours
-// covers the 16 MiB the receive buffer may be tuned up to, and the window
+// covers the 4 MiB the receive buffer may be tuned up to, and the window
 // it scales is the 1 MiB buffer it starts with.
 func TestWindowScaleShift14(t *testing.T) {
 	for _, shift := range []int8{14, 15} {
@@ -39,16 +39,16 @@ func TestWindowScaleShift14(t *testing.T) {
 		o := tcpext.SegmentOptions{WindowScale: shift}
 		c, iss := d.acceptWithOptions(o, tcpext.SegmentOptions{WindowScale: -1})
 		tcb := d.proto.TCBs()[1]
-		if tcb.SndWScale != 14 || tcb.RcvWScale != 9 {
-			t.Fatalf("offered %d: snd_wscale %d rcv_wscale %d, want 14 and 9", shift, tcb.SndWScale, tcb.RcvWScale)
+		if tcb.SndWScale != 14 || tcb.RcvWScale != 7 {
+			t.Fatalf("offered %d: snd_wscale %d rcv_wscale %d, want 14 and 7", shift, tcb.SndWScale, tcb.RcvWScale)
 		}
 		if tcb.SndWnd != 1<<14 {
 			t.Fatalf("window field 1 at shift 14: snd_wnd %d, want 16384", tcb.SndWnd)
 		}
 		write(t, c, []byte("x"))
 		s := d.expect(ack|psh, uint64(iss+1), 101)
-		if s.Window != 1<<20>>9 {
-			t.Fatalf("our window field %d, want the 1 MiB buffer >> 9 (%d)", s.Window, 1<<20>>9)
+		if s.Window != 1<<20>>7 {
+			t.Fatalf("our window field %d, want the 1 MiB buffer >> 7 (%d)", s.Window, 1<<20>>7)
 		}
 	}
 }

@@ -150,7 +150,8 @@ func (e *endpoint) sendPending() {
 		return
 	}
 	end := e.finSeq()
-	wnd := min(e.sndWnd, seqnum.Size(e.cc.Cwnd()+e.limitedTransmit()))
+	cwnd := seqnum.Size(e.cc.Cwnd() + e.limitedTransmit())
+	wnd := min(e.sndWnd, cwnd)
 	wndEnd := e.sndUna.Add(wnd)
 	if e.rec.active && e.sackOK {
 		// In SACK recovery the congestion window bounds the pipe, not
@@ -179,6 +180,12 @@ func (e *endpoint) sendPending() {
 	}
 	if e.finQueued && e.sndNxt == end {
 		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, nil)
+	}
+	if e.sndNxt.LessThan(end) && wndEnd.LessThan(e.sndNxt.Add(seqnum.Size(e.maxPayload()))) && cwnd <= e.sndWnd {
+		// Data waits for the congestion window, not for the peer's
+		// window or the application: only then may cwnd grow. What is
+		// left of the window may be a runt that SWS avoidance holds.
+		e.cwndLimited = true
 	}
 	if e.sndUna.LessThan(e.sndNxt) {
 		e.armRTO()

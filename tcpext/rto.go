@@ -27,15 +27,17 @@ const (
 type rttEstimator struct {
 	minRTO, maxRTO    time.Duration
 	srtt, rttvar, rto time.Duration
-	backoff           int
-	measured          bool
-
-	timing    bool
-	timedEnd  seqnum.Value
-	timedSent tcpip.MonotonicTime
+	// minRTT is the smallest sample: the path's round trip without the
+	// queues (autotune.go sizes the receive buffer by it).
+	minRTT   time.Duration
+	backoff  int32
+	timedEnd seqnum.Value
+	measured bool
+	timing   bool
 	// ambiguous: the timed range was retransmitted, so only an echoed
 	// timestamp can still measure it (RFC 7323 section 4.1).
 	ambiguous bool
+	timedSent tcpip.MonotonicTime
 }
 
 func (r *rttEstimator) init(minRTO, maxRTO time.Duration) {
@@ -77,7 +79,9 @@ func (r *rttEstimator) acked(ack seqnum.Value, now tcpip.MonotonicTime, tsRTT ti
 func (r *rttEstimator) sample(m time.Duration) {
 	if !r.measured {
 		r.srtt, r.rttvar, r.measured = m, m/2, true
+		r.minRTT = m
 	} else {
+		r.minRTT = min(r.minRTT, m)
 		d := r.srtt - m
 		if d < 0 {
 			d = -d
@@ -92,7 +96,7 @@ func (r *rttEstimator) sample(m time.Duration) {
 // current is the RTO with exponential backoff applied (RFC 6298 section 5.5).
 func (r *rttEstimator) current() time.Duration {
 	d := r.rto
-	for i := 0; i < r.backoff && d < r.maxRTO; i++ {
+	for i := int32(0); i < r.backoff && d < r.maxRTO; i++ {
 		d *= 2
 	}
 	return min(d, r.maxRTO)
@@ -138,7 +142,7 @@ func (e *endpoint) onRTO() {
 	if !e.state.synchronized() {
 		limit = maxSynRetries
 	}
-	if e.rtt.backoff >= limit {
+	if int(e.rtt.backoff) >= limit {
 		e.timeout("retransmission limit reached")
 		return
 	}

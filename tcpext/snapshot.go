@@ -143,7 +143,7 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 		SRTTus:        e.rtt.srtt.Microseconds(),
 		RTTVARus:      e.rtt.rttvar.Microseconds(),
 		RTOms:         e.rtt.current().Milliseconds(),
-		Backoff:       e.rtt.backoff,
+		Backoff:       int(e.rtt.backoff),
 		SendQueue:     e.sndBuf.len(),
 		RecvQueue:     e.rcvBuf.len(),
 		OOOQueue:      e.oooBytes,

@@ -45,6 +45,13 @@ type Pair struct {
 	done           chan struct{}
 }
 
+// linkQueue is the depth of each direction's in-memory queue, in packets:
+// more than the largest window either TCP opens (4 MiB, about 2900
+// segments at MTU 1500), so the lossless rows measure how the stacks move
+// data, not how they recover from a queue overflowing; the lossy rows
+// measure that.
+const linkQueue = 4096
+
 // Options shape a Pair beyond its TCP implementation.
 type Options struct {
 	// MTU of the link.
@@ -126,8 +133,8 @@ func NewPair(impl string, mtu uint32) (*Pair, error) {
 func NewPairWith(impl string, opts Options) (*Pair, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pair{cancel: cancel, done: make(chan struct{})}
-	p.links[0] = channel.New(1024, opts.MTU, "")
-	p.links[1] = channel.New(1024, opts.MTU, "")
+	p.links[0] = channel.New(linkQueue, opts.MTU, "")
+	p.links[1] = channel.New(linkQueue, opts.MTU, "")
 	var err error
 	if p.Server, err = newStack(impl, opts, p.links[0], serverAddr); err != nil {
 		cancel()
