@@ -19,7 +19,7 @@ import (
 // Recording sits on the segment path, so a record is a fixed-size value
 // written into a ring under the TCB's lock: no allocation once the ring has
 // grown, and no strings built until someone asks for a dump. The ring grows
-// by doubling up to its limit, so an idle connection that saw a handshake
+// fourfold up to its limit, so an idle connection that saw a handshake
 // costs a few records, not the whole ring.
 
 // Defaults of the recorder's bounds (Options.RecorderEvents, ClosedTCBs).
@@ -135,28 +135,36 @@ const (
 )
 
 // Causes and timer names are string constants of this package; a record
-// keeps the index of its string in this table instead of the string.
+// keeps the index of its string in this table instead of the string. The
+// index is read without a lock (every TCB looks its causes up); only a
+// cause seen for the first time takes the lock.
 var causes = struct {
+	index sync.Map // string → uint16
 	sync.Mutex
-	index map[string]uint16
 	names []string
-}{index: map[string]uint16{"": 0}, names: []string{""}}
+}{names: []string{""}}
 
 // maxCauses bounds the table should a cause ever be built at run time.
 const maxCauses = 1 << 12
 
 func causeIndex(s string) uint16 {
+	if s == "" {
+		return 0
+	}
+	if i, ok := causes.index.Load(s); ok {
+		return i.(uint16)
+	}
 	causes.Lock()
 	defer causes.Unlock()
-	if i, ok := causes.index[s]; ok {
-		return i
+	if i, ok := causes.index.Load(s); ok {
+		return i.(uint16)
 	}
 	if len(causes.names) == maxCauses {
 		return 0
 	}
 	i := uint16(len(causes.names))
-	causes.index[s] = i
 	causes.names = append(causes.names, s)
+	causes.index.Store(s, i)
 	return i
 }
 
@@ -184,7 +192,9 @@ func (r *recorder) slot(limit int) *record {
 		return &r.recs[len(r.recs)-1]
 	}
 	if len(r.recs) < limit {
-		grown := make([]record, len(r.recs)+1, min(max(2*len(r.recs), firstRecorderCap), limit))
+		// Growing fourfold, a short connection (some fifteen events)
+		// allocates twice: once for its handshake, once for the rest.
+		grown := make([]record, len(r.recs)+1, min(max(4*len(r.recs), firstRecorderCap), limit))
 		copy(grown, r.recs)
 		r.recs = grown
 		return &r.recs[len(r.recs)-1]
