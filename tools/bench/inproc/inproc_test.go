@@ -9,25 +9,31 @@ import (
 //
 //	go test -run '^$' -bench . ./tools/bench/inproc
 func BenchmarkBulk(b *testing.B) {
-	const chunk = 64 << 10
 	for _, mtu := range []uint32{1500, 65535} {
 		for _, impl := range []string{TCPExt, GVisor} {
 			b.Run(fmt.Sprintf("%s/mtu=%d", impl, mtu), func(b *testing.B) {
-				p, err := NewPair(impl, mtu)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer p.Close()
-				b.SetBytes(chunk)
-				b.ResetTimer()
-				cpu := CPUTime()
-				if err := p.Bulk(b.N*chunk, chunk); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric((CPUTime()-cpu).Seconds()/(float64(b.N*chunk)/1e9), "cpu-s/GB")
+				benchBulk(b, impl, Options{MTU: mtu})
 			})
 		}
 	}
+}
+
+// benchBulk moves b.N 64 KiB writes one way and reports the CPU time per
+// GB besides the throughput.
+func benchBulk(b *testing.B, impl string, opts Options) {
+	const chunk = 64 << 10
+	p, err := NewPairWith(impl, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	b.SetBytes(chunk)
+	b.ResetTimer()
+	cpu := CPUTime()
+	if err := p.Bulk(b.N*chunk, chunk); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric((CPUTime()-cpu).Seconds()/(float64(b.N*chunk)/1e9), "cpu-s/GB")
 }
 
 // BenchmarkLossyBulk is goodput on LossyLink, for each congestion
@@ -56,21 +62,9 @@ func BenchmarkLossyBulk(b *testing.B) {
 // BenchmarkRecorderCost is tcpext's bulk transfer with its flight recorder
 // on (the default) and off; compare the cpu-s/GB of the two.
 func BenchmarkRecorderCost(b *testing.B) {
-	const chunk = 64 << 10
 	for _, off := range []bool{false, true} {
 		b.Run(fmt.Sprintf("recorder-off=%v", off), func(b *testing.B) {
-			p, err := NewPairWith(TCPExt, Options{MTU: 1500, NoRecorder: off})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			b.SetBytes(chunk)
-			b.ResetTimer()
-			cpu := CPUTime()
-			if err := p.Bulk(b.N*chunk, chunk); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric((CPUTime()-cpu).Seconds()/(float64(b.N*chunk)/1e9), "cpu-s/GB")
+			benchBulk(b, TCPExt, Options{MTU: 1500, NoRecorder: off})
 		})
 	}
 }

@@ -89,7 +89,7 @@ func main() {
 	var on, off []float64
 	for range *runs {
 		for _, noRec := range []bool{false, true} {
-			v, err := bulkCPU(inproc.TCPExt, inproc.Options{MTU: 1500, NoRecorder: noRec}, *bulkMiB<<20)
+			_, v, err := bulk(inproc.TCPExt, inproc.Options{MTU: 1500, NoRecorder: noRec}, *bulkMiB<<20)
 			if err != nil {
 				log.Fatalf("recorder cost: %v", err)
 			}
@@ -130,18 +130,20 @@ func main() {
 	fmt.Fprintf(os.Stderr, "ratios above 1 favour tcpext; medians of %d runs\n", *runs)
 }
 
-// bulkCPU is the CPU time per GB of one bulk transfer of total bytes.
-func bulkCPU(impl string, opts inproc.Options, total int) (float64, error) {
+// bulk moves total bytes one way in 64 KiB writes over a pair made as
+// opts say, and returns the goodput in MB/s and the CPU time (both stacks,
+// user and system) per GB.
+func bulk(impl string, opts inproc.Options, total int) (rate, cpuPerGB float64, err error) {
 	p, err := inproc.NewPairWith(impl, opts)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer p.Close()
-	cpu0 := inproc.CPUTime()
+	start, cpu0 := time.Now(), inproc.CPUTime()
 	if err := p.Bulk(total, 64<<10); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return (inproc.CPUTime() - cpu0).Seconds() / (float64(total) / 1e9), nil
+	return float64(total) / 1e6 / time.Since(start).Seconds(), (inproc.CPUTime() - cpu0).Seconds() / (float64(total) / 1e9), nil
 }
 
 // bulkRow is one-way bulk transfer in 64 KiB writes: throughput, or CPU
@@ -154,21 +156,12 @@ func bulkRow(mtu uint32, mib int, cpu bool) row {
 	if cpu {
 		r.name, r.unit, r.higherBetter = fmt.Sprintf("CPU per GB, MTU %d", mtu), "s/GB", false
 	}
-	total := mib << 20
 	r.run = func(impl string) (float64, error) {
+		rate, cpuPerGB, err := bulk(impl, inproc.Options{MTU: mtu}, mib<<20)
 		if cpu {
-			return bulkCPU(impl, inproc.Options{MTU: mtu}, total)
+			return cpuPerGB, err
 		}
-		p, err := inproc.NewPair(impl, mtu)
-		if err != nil {
-			return 0, err
-		}
-		defer p.Close()
-		start := time.Now()
-		if err := p.Bulk(total, 64<<10); err != nil {
-			return 0, err
-		}
-		return float64(total) / 1e6 / time.Since(start).Seconds(), nil
+		return rate, err
 	}
 	return r
 }
@@ -176,21 +169,12 @@ func bulkRow(mtu uint32, mib int, cpu bool) row {
 // lossyRow is goodput on inproc.LossyLink with one congestion control on
 // both sides (gVisor's with SACK and RACK).
 func lossyRow(cc string, mib int) row {
-	total := mib << 20
 	return row{
 		name: "goodput at 1 % loss, 10 ms RTT, " + cc, unit: "MB/s",
 		higherBetter: true, target: "≥ 1.0×",
 		run: func(impl string) (float64, error) {
-			p, err := inproc.NewPairWith(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: inproc.LossyLink()})
-			if err != nil {
-				return 0, err
-			}
-			defer p.Close()
-			start := time.Now()
-			if err := p.Bulk(total, 64<<10); err != nil {
-				return 0, err
-			}
-			return float64(total) / 1e6 / time.Since(start).Seconds(), nil
+			rate, _, err := bulk(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: inproc.LossyLink()}, mib<<20)
+			return rate, err
 		},
 	}
 }
