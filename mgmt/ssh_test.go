@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -199,7 +200,7 @@ func TestSSHFailedLoginsSlowDown(t *testing.T) {
 		}
 	}
 	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}
-	if !slicesEqualDur(*f.delays, want) {
+	if !slices.Equal(*f.delays, want) {
 		t.Fatalf("delays after 6 failures %v, want none for the first 3, then %v", *f.delays, want)
 	}
 	// The right key still gets in, after the delay, and clears the record.
@@ -213,18 +214,6 @@ func TestSSHFailedLoginsSlowDown(t *testing.T) {
 	if got := *f.delays; len(got) != 4 || got[3] != 4*time.Second {
 		t.Errorf("delays %v: the good login should have waited 4s, the failure after it not at all", got)
 	}
-}
-
-func slicesEqualDur(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestAuthLimiterCapsAndForgets(t *testing.T) {
