@@ -32,8 +32,9 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/synfin/synfin/internal/connserve"
 )
 
 // MaxLineLen bounds a command line on the local socket.
@@ -48,19 +49,11 @@ const (
 // maxFrameLen bounds one output frame's payload.
 const maxFrameLen = 64 << 10
 
-// maxAcceptDelay caps the back-off after failed Accepts.
-const maxAcceptDelay = time.Second
-
 // Server serves a Shell on a local unix socket.
 type Server struct {
 	shell *Shell
 	log   *slog.Logger
 	ln    *net.UnixListener
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
 }
 
 // Listen creates the unix socket at path for shell. It creates missing parent
@@ -87,7 +80,7 @@ func Listen(path string, shell *Shell, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("mgmt socket: %w", err)
 	}
-	return &Server{shell: shell, log: log, ln: ln, conns: map[net.Conn]struct{}{}}, nil
+	return &Server{shell: shell, log: log, ln: ln}, nil
 }
 
 func removeStale(path string) error {
@@ -112,69 +105,11 @@ func removeStale(path string) error {
 // closes the socket (removing its file) and every client connection, waits
 // for them and returns nil. Commands run with ctx.
 func (s *Server) Serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, s.closeAll)
-	defer func() {
-		stop()
-		s.closeAll()
-		s.wg.Wait()
-	}()
-
-	var delay time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("mgmt socket: accept: %w", err)
-			}
-			// Say, out of file descriptors: wait for some to be freed.
-			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-			s.log.Warn("mgmt socket: accept failed", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return nil
-			}
-			continue
-		}
-		delay = 0
-
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return nil
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			s.serveConn(ctx, c)
-		}()
+	err := connserve.Serve(ctx, s.ln, s.log.With("server", "mgmt socket"), func(c net.Conn) { s.serveConn(ctx, c) })
+	if err != nil {
+		return fmt.Errorf("mgmt socket: %w", err)
 	}
-}
-
-func (s *Server) closeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
+	return nil
 }
 
 // serveConn runs the commands of one client until it hangs up.

@@ -23,6 +23,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
+
+	"github.com/synfin/synfin/internal/connserve"
 )
 
 // handshakeTimeout bounds an SSH handshake including authentication, so a
@@ -73,11 +75,6 @@ type SSHServer struct {
 	limiter *authLimiter
 	// handshakes holds a token per connection in its handshake.
 	handshakes chan struct{}
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
 }
 
 // NewSSHServer returns an SSH server for shell, loading the host key from
@@ -109,7 +106,6 @@ func NewSSHServer(shell *Shell, cfg SSHConfig) (*SSHServer, error) {
 		hostKey:    key,
 		limiter:    newAuthLimiter(),
 		handshakes: make(chan struct{}, maxHandshakes),
-		conns:      map[net.Conn]struct{}{},
 	}, nil
 }
 
@@ -262,65 +258,17 @@ func sourceOf(a net.Addr) netip.Addr {
 // every connection and waits for their sessions to end. Commands run with
 // a context that ends with their connection or ctx.
 func (s *SSHServer) Serve(ctx context.Context, ln net.Listener) error {
-	closeAll := func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.closed = true
-		ln.Close()
-		for c := range s.conns {
-			c.Close()
-		}
-	}
-	stop := context.AfterFunc(ctx, closeAll)
-	defer func() {
-		stop()
-		closeAll()
-		s.wg.Wait()
-	}()
 	config := s.serverConfig()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("ssh: accept: %w", err)
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-			s.log.Warn("ssh: accept failed", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return nil
-			}
-			continue
-		}
-		delay = 0
+	err := connserve.Serve(ctx, ln, s.log.With("server", "ssh"), func(c net.Conn) {
 		if s.cfg.IdleTimeout > 0 {
 			c = newIdleConn(c, s.cfg.IdleTimeout, s.log)
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return nil
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			s.serveConn(ctx, c, config)
-		}()
+		s.serveConn(ctx, c, config)
+	})
+	if err != nil {
+		return fmt.Errorf("ssh: %w", err)
 	}
+	return nil
 }
 
 // serveConn runs one SSH connection: the handshake, then its channels.

@@ -11,17 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
-	"sync"
 	"time"
+
+	"github.com/synfin/synfin/internal/connserve"
 )
 
 // Handler serves one connection. Serve closes the connection once the
 // handler returns, and closes it early to stop the handler at shutdown.
 type Handler func(c net.Conn) error
-
-// maxAcceptDelay caps the back-off after failed Accepts.
-const maxAcceptDelay = time.Second
 
 // Serve accepts connections on ln and runs h for each in its own goroutine
 // until ctx is done. It then closes ln and every open connection, waits for
@@ -29,84 +26,14 @@ const maxAcceptDelay = time.Second
 // connection closed; the service keeps running. Serve returns an error only
 // if ln is closed by someone else.
 func Serve(ctx context.Context, ln net.Listener, h Handler, log *slog.Logger) error {
-	var (
-		mu     sync.Mutex
-		conns  = map[net.Conn]struct{}{}
-		closed bool
-		wg     sync.WaitGroup
-	)
-	closeAll := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return
+	return connserve.Serve(ctx, ln, log, func(c net.Conn) {
+		remote := c.RemoteAddr().String()
+		log.Debug("connection accepted", "remote", remote)
+		if err := h(c); err != nil {
+			// Peers reset and vanish all the time; that is not news.
+			log.Debug("connection ended", "remote", remote, "err", err)
 		}
-		closed = true
-		ln.Close()
-		for c := range conns {
-			c.Close()
-		}
-	}
-	stop := context.AfterFunc(ctx, closeAll)
-	defer func() {
-		stop()
-		closeAll()
-		wg.Wait()
-	}()
-
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
-			}
-			// Anything else (say, a connection reset before it was
-			// accepted) may pass; back off so a persistent failure does
-			// not spin.
-			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-			log.Warn("accept failed", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return nil
-			}
-			continue
-		}
-		delay = 0
-
-		mu.Lock()
-		if closed {
-			mu.Unlock()
-			c.Close()
-			return nil
-		}
-		conns[c] = struct{}{}
-		mu.Unlock()
-
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			remote := c.RemoteAddr().String()
-			defer func() {
-				if r := recover(); r != nil {
-					log.Error("connection handler panicked", "remote", remote, "panic", r, "stack", string(debug.Stack()))
-				}
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-			}()
-			log.Debug("connection accepted", "remote", remote)
-			if err := h(c); err != nil {
-				// Peers reset and vanish all the time; that is not news.
-				log.Debug("connection ended", "remote", remote, "err", err)
-			}
-		}()
-	}
+	})
 }
 
 // KeepAlive wraps h so that TCP keepalive is on for its connections. Echo,
