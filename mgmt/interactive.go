@@ -51,6 +51,19 @@ func (s *Shell) Interactive(ctx context.Context, t *term.Terminal) error {
 // "exit" (nil).
 func (s *Shell) interactive(ctx context.Context, t *term.Terminal) error {
 	t.AutoCompleteCallback = s.autoComplete(t)
+	return session(t, func(line string) error {
+		out := terminalOutput{bufio.NewWriter(t)}
+		s.Run(ctx, line, out)
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		return ctx.Err()
+	})
+}
+
+// session greets the user at t and hands run each line typed, until
+// "exit" (nil), the end of input (io.EOF) or run's error.
+func session(t *term.Terminal, run func(line string) error) error {
 	fmt.Fprintln(t, banner)
 	for {
 		line, err := t.ReadLine()
@@ -63,12 +76,7 @@ func (s *Shell) interactive(ctx context.Context, t *term.Terminal) error {
 		case "exit", "quit", "logout":
 			return nil
 		}
-		out := terminalOutput{bufio.NewWriter(t)}
-		s.Run(ctx, line, out)
-		if err := out.Flush(); err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
+		if err := run(line); err != nil {
 			return err
 		}
 	}
@@ -119,22 +127,10 @@ func remoteTerminal(ctx context.Context, path string, rw io.ReadWriter, once boo
 
 // remoteSession runs the lines typed at t on the firmware behind c.
 func remoteSession(c *Client, t *term.Terminal) error {
-	fmt.Fprintln(t, banner)
-	for {
-		line, err := t.ReadLine()
-		if err != nil {
-			return err
-		}
-		switch line = strings.TrimSpace(line); line {
-		case "":
-			continue
-		case "exit", "quit", "logout":
-			return nil
-		}
-		if _, err := c.Run(line, t); err != nil {
-			return err
-		}
-	}
+	return session(t, func(line string) error {
+		_, err := c.Run(line, t)
+		return err
+	})
 }
 
 // remoteTCBs lists the TCBs of a firmware behind its management socket,
