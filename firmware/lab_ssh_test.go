@@ -21,10 +21,9 @@ import (
 // firmware, with a key of the test's own and the firmware's host key
 // pinned, so a login also proves the firmware serves the key it stored.
 type sshClient struct {
-	lab  *labnet.Lab
-	dir  string
-	key  string
-	opts []string
+	lab *labnet.Lab
+	dir string
+	key string
 }
 
 func (c *sshClient) args(key string, extra ...string) []string {
