@@ -66,6 +66,11 @@ func runFirmware(ctx context.Context, cfg *config.Config, log *slog.Logger, read
 		return err
 	}
 	defer destroyStack(s)
+	if impaired == nil {
+		// The impairment delivers frames on its own schedule, outside
+		// the driver's batches; only a plain link batches ACKs.
+		link.OnReceiveBatch(tcpext.ProtocolOf(s).BatchACKs(nicID))
+	}
 
 	// Listeners and connections must be gone before the stack goes.
 	ctx, cancel := context.WithCancel(ctx)

@@ -148,7 +148,7 @@ func (p *afpacket) blockStatus(i int) *atomic.Uint32 {
 }
 
 // run walks the ring block by block until the socket is closed.
-func (p *afpacket) run(rx func([]byte), drop func()) {
+func (p *afpacket) run(rx func([]byte), drop, batchEnd func()) {
 	defer p.unmap()
 	for i := 0; ; i = (i + 1) % rxBlocks {
 		status := p.blockStatus(i)
@@ -161,6 +161,7 @@ func (p *afpacket) run(rx func([]byte), drop func()) {
 		}
 		p.readBlock(p.ring[i*rxBlockSize:(i+1)*rxBlockSize], rx, drop)
 		status.Store(unix.TP_STATUS_KERNEL)
+		batchEnd()
 	}
 }
 

@@ -270,7 +270,7 @@ func xdpProgram(mac []byte, xsks int) asm.Instructions {
 
 // run takes received frames off the RX ring until the socket is closed,
 // returning their UMEM frames to the fill ring after each batch.
-func (x *afxdp) run(rx func([]byte), _ func()) {
+func (x *afxdp) run(rx func([]byte), _, batchEnd func()) {
 	for {
 		var n, idx uint32
 		err := x.conn.Read(func(uintptr) bool {
@@ -304,6 +304,7 @@ func (x *afxdp) run(rx func([]byte), _ func()) {
 		x.cb.RX.Release(n)
 		x.cb.Fill.FillAll(&x.cb.UMEM)
 		x.cb.UMEM.Unlock()
+		batchEnd()
 	}
 }
 

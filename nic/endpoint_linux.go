@@ -16,9 +16,10 @@ import (
 // frames on one interface.
 type port interface {
 	// run receives frames until close, handing each to rx (the frame is
-	// valid only during the call) and calling drop for each frame the
-	// driver itself refused.
-	run(rx func(frame []byte), drop func())
+	// valid only during the call), calling drop for each frame the driver
+	// itself refused and batchEnd after each batch of frames it took from
+	// the kernel at once.
+	run(rx func(frame []byte), drop, batchEnd func())
 	// write sends pkts in order and returns how many the kernel took; it
 	// blocks while the transmit ring is full.
 	write(pkts []*stack.PacketBuffer) (int, tcpip.Error)
@@ -41,6 +42,9 @@ type endpoint struct {
 	onClose    func()
 
 	capture atomic.Pointer[capture]
+	// onBatch, if set, is called after each batch of received frames has
+	// been delivered (Link.OnReceiveBatch).
+	onBatch atomic.Pointer[func()]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,7 +63,7 @@ func newEndpoint(p port, mac tcpip.LinkAddress, mtu uint32) *endpoint {
 	e.reader.Add(1)
 	go func() {
 		defer e.reader.Done()
-		p.run(e.deliver, func() { e.rxDrops.Add(1) })
+		p.run(e.deliver, func() { e.rxDrops.Add(1) }, e.batchEnd)
 	}()
 	return e
 }
@@ -97,6 +101,13 @@ func (e *endpoint) deliver(frame []byte) {
 	e.rxFrames.Add(1)
 	e.rxBytes.Add(uint64(len(frame)))
 	d.DeliverNetworkPacket(eth.Type(), pkt)
+}
+
+// batchEnd tells the stack that a batch of frames has been delivered.
+func (e *endpoint) batchEnd() {
+	if f := e.onBatch.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // WritePackets implements stack.LinkWriter. It blocks while the driver's

@@ -235,6 +235,12 @@ func disableIPv6(ifname string) error {
 	return nil
 }
 
+// OnReceiveBatch has fn called on the receiving goroutine each time the
+// driver has delivered a batch of frames (one ring block, or what one
+// wake-up found on the RX ring): tcpext acknowledges a batch at its end
+// (tcpext.Protocol.BatchACKs).
+func (l *Link) OnReceiveBatch(fn func()) { l.ep.onBatch.Store(&fn) }
+
 // Endpoint returns the ethernet link endpoint to pass to stack.CreateNIC.
 func (l *Link) Endpoint() stack.LinkEndpoint { return l.ep }
 

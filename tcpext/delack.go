@@ -17,7 +17,7 @@ func (e *endpoint) ackData() {
 		return
 	}
 	e.ackOwed++
-	if e.ackOwed >= ackEvery {
+	if e.ackOwed >= ackEvery && !e.deferACK() {
 		e.sendACK()
 		return
 	}

@@ -102,7 +102,11 @@ type endpoint struct {
 	// cwndLimited: data waited for the congestion window when last sent
 	// (input.go grows the window only then).
 	cwndLimited bool
-	sndBufMax   int
+	// ackQueued: the TCB waits in proto.acks for the receive batch to end;
+	// rxBatched: the segment being handled came in such a batch
+	// (ackbatch.go).
+	ackQueued, rxBatched bool
+	sndBufMax            int
 
 	rcvBuf    byteQueue
 	ooo       []oooSegment // out-of-order data, sorted by sequence
@@ -192,7 +196,7 @@ func (e *endpoint) unlock() {
 	if e.lq != nil {
 		orphans, e.lq.orphans = e.lq.orphans, nil
 	}
-	e.ticking = false
+	e.ticking, e.rxBatched = false, false
 	e.mu.Unlock()
 	for _, o := range out {
 		e.proto.write(o.r, o.pkt)

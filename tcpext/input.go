@@ -45,6 +45,7 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 	}
 	e.mu.Lock()
 	e.startTick()
+	e.rxBatched = e.proto.acks.batches(pkt.NICID)
 	e.counters.SegsIn++
 	e.counters.BytesIn += uint64(len(seg.Payload))
 	e.recordSegment(&seg, false, false)

@@ -109,6 +109,7 @@ type Protocol struct {
 	epoch  tcpip.MonotonicTime
 	nextID atomic.Uint64
 	stats  Stats
+	acks   ackBatcher
 
 	mu            sync.Mutex
 	tcbs          map[uint64]*endpoint

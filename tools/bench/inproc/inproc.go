@@ -158,11 +158,18 @@ func NewPairWith(impl string, opts Options) (*Pair, error) {
 			p.lines[i] = impair.NewLine(im, func(pkt *stack.PacketBuffer) { inject(to, pkt) })
 		}
 	}
+	// Without impairment each direction is carried like a NIC driver
+	// receives, in batches; tcpext acknowledges a batch at its end.
+	var flush [2]func()
+	if impl == TCPExt && opts.Impair == nil {
+		flush[0] = tcpext.ProtocolOf(p.Client).BatchACKs(1)
+		flush[1] = tcpext.ProtocolOf(p.Server).BatchACKs(1)
+	}
 	finished := make(chan struct{}, 2)
 	for i := range p.links {
-		from, line, to := p.links[i], p.lines[i], p.links[1-i]
+		from, line, to, flush := p.links[i], p.lines[i], p.links[1-i], flush[i]
 		go func() {
-			forward(ctx, from, line, to)
+			forward(ctx, from, line, to, flush)
 			finished <- struct{}{}
 		}()
 	}
@@ -174,20 +181,34 @@ func NewPairWith(impl string, opts Options) (*Pair, error) {
 	return p, nil
 }
 
+// rxBudget is how many packets forward delivers in one batch, as a NIC
+// driver's poll budget (Linux's NAPI weight is 64).
+const rxBudget = 64
+
 // forward carries packets from one link to the other, through line if
-// there is one, until ctx ends.
-func forward(ctx context.Context, from *channel.Endpoint, line *impair.Line, to *channel.Endpoint) {
+// there is one, until ctx ends. It delivers what is queued in batches of
+// up to rxBudget packets and calls flush, if set, after each.
+func forward(ctx context.Context, from *channel.Endpoint, line *impair.Line, to *channel.Endpoint, flush func()) {
 	for {
 		pkt := from.ReadContext(ctx)
 		if pkt == nil {
 			return
 		}
-		if line != nil {
-			line.Send(pkt)
-		} else {
-			inject(to, pkt)
+		for n := 1; pkt != nil; n++ {
+			if line != nil {
+				line.Send(pkt)
+			} else {
+				inject(to, pkt)
+			}
+			pkt.DecRef()
+			if n == rxBudget {
+				break
+			}
+			pkt = from.Read()
 		}
-		pkt.DecRef()
+		if flush != nil {
+			flush()
+		}
 	}
 }
 
