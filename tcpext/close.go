@@ -65,7 +65,7 @@ func (e *endpoint) abort(cause string) {
 	if e.hardError == nil {
 		e.hardError = &tcpip.ErrConnectionAborted{}
 	}
-	e.sndBuf.release()
+	e.sndBuf.Release()
 	e.setState(StateClosed, cause)
 }
 
@@ -74,7 +74,7 @@ func (e *endpoint) abort(cause string) {
 func (e *endpoint) fail(err tcpip.Error, cause string) {
 	e.hardError = err
 	e.lastError = err
-	e.sndBuf.release()
+	e.sndBuf.Release()
 	e.setState(StateClosed, cause)
 }
 

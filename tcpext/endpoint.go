@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -87,7 +88,8 @@ type endpoint struct {
 	sb                   scoreboard
 
 	// sndBuf holds the bytes from sndBufSeq on: unacknowledged, then unsent.
-	sndBuf    byteQueue
+	// Segments share its memory rather than copy it (output.go).
+	sndBuf    buffer.Buffer
 	sndBufSeq seqnum.Value
 	// Urgent pointers (RFC 9293 section 3.8.5, RFC 6093), valid while the
 	// flags are set.
@@ -106,6 +108,7 @@ type endpoint struct {
 	// rxBatched: the segment being handled came in such a batch
 	// (ackbatch.go).
 	ackQueued, rxBatched bool
+	writing              bool
 	sndBufMax            int
 
 	rcvBuf    byteQueue
@@ -153,7 +156,8 @@ type endpoint struct {
 	closedAt tcpip.MonotonicTime // when the TCB reached CLOSED, for its dump
 
 	// out and events are collected under mu and delivered after it is
-	// released, so a loopback peer answering synchronously cannot deadlock.
+	// released, so a loopback peer answering synchronously cannot deadlock;
+	// writing says a goroutine is transmitting out (output.go).
 	out    []outPacket
 	events waiter.EventMask
 }
@@ -190,17 +194,20 @@ type outPacket struct {
 
 // unlock releases mu, then transmits queued segments and wakes waiters.
 func (e *endpoint) unlock() {
-	out, ev := e.out, e.events
-	e.out, e.events = nil, 0
+	ev := e.events
+	e.events = 0
 	var orphans []*endpoint
 	if e.lq != nil {
 		orphans, e.lq.orphans = e.lq.orphans, nil
 	}
 	e.ticking, e.rxBatched = false, false
+	out := e.takeOut()
 	e.mu.Unlock()
-	for _, o := range out {
-		e.proto.write(o.r, o.pkt)
-		o.r.Release()
+	for out != nil {
+		e.writeOut(out)
+		e.mu.Lock()
+		out = e.nextOut(out)
+		e.mu.Unlock()
 	}
 	if ev != 0 {
 		e.wq.Notify(ev)
@@ -313,13 +320,11 @@ func (e *endpoint) write(p tcpip.Payloader, urgent bool) (int64, tcpip.Error) {
 	case !e.state.canSend() || e.finQueued:
 		return 0, &tcpip.ErrClosedForSend{}
 	}
-	avail := e.sndBufMax - e.sndBuf.len()
+	avail := e.sndBufMax - e.sndQueued()
 	if avail <= 0 {
 		return 0, &tcpip.ErrWouldBlock{}
 	}
-	n := min(avail, p.Len())
-	m, err := io.ReadFull(p, e.sndBuf.grow(n))
-	e.sndBuf.unGrow(n - m)
+	m, err := e.sndBuf.WriteFromReader(p, int64(min(avail, p.Len())))
 	if m == 0 && err != nil {
 		return 0, &tcpip.ErrBadBuffer{}
 	}
@@ -477,7 +482,7 @@ func (e *endpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
 	case tcpip.ReceiveQueueSizeOption:
 		return e.rcvBuf.len(), nil
 	case tcpip.SendQueueSizeOption:
-		return e.sndBuf.len(), nil
+		return e.sndQueued(), nil
 	case tcpip.KeepaliveCountOption:
 		return e.ka.count, nil
 	}

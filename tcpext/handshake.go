@@ -142,7 +142,7 @@ func (e *endpoint) sendSYNACK() {
 
 func (e *endpoint) emitSYN(flags header.TCPFlags) {
 	retransmit := e.sndMax != e.iss
-	e.emit(flags, e.iss, nil, e.synOptions(flags&header.TCPFlagAck == 0))
+	e.emit(flags, e.iss, 0, e.synOptions(flags&header.TCPFlagAck == 0))
 	e.sndNxt, e.sndMax = e.iss.Add(1), e.iss.Add(1)
 	if retransmit {
 		e.counters.Retransmits++

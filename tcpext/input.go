@@ -31,9 +31,24 @@ func (p *Protocol) decode(id stack.TransportEndpointID, pkt *stack.PacketBuffer)
 		return Segment{}, false
 	}
 	if size > 0 {
-		seg.Payload, _ = pkt.Data().PullUp(size)
+		seg.Payload = payloadOf(pkt, size)
 	}
 	return seg, true
+}
+
+// payloadOf returns the size bytes of pkt's data, which end its buffer,
+// for reading only. PullUp would return writable memory and so copy a
+// chunk that the packet shares (a segment of a stack in the same process
+// shares its sender's send buffer); only a payload split across views is
+// worth copying, to make it contiguous.
+func payloadOf(pkt *stack.PacketBuffer, size int) []byte {
+	views, _ := pkt.AsViewList()
+	if last := views.Back(); last != nil && last.Size() >= size {
+		b := last.AsSlice()
+		return b[len(b)-size:]
+	}
+	b, _ := pkt.Data().PullUp(size)
+	return b
 }
 
 // HandlePacket implements stack.TransportEndpoint: segment arrival,
@@ -232,8 +247,8 @@ func (e *endpoint) processACK(seg *Segment) bool {
 	if e.sndUna.LessThan(ack) {
 		acked := e.sndUna.Size(ack)
 		if e.sndBufSeq.LessThan(ack) {
-			n := min(int(e.sndBufSeq.Size(ack)), e.sndBuf.len())
-			e.sndBuf.consume(n)
+			n := min(int(e.sndBufSeq.Size(ack)), e.sndQueued())
+			e.sndBuf.TrimFront(int64(n))
 			e.sndBufSeq = e.sndBufSeq.Add(seqnum.Size(n))
 		}
 		e.sndUna = ack

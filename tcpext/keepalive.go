@@ -77,7 +77,7 @@ func (e *endpoint) onKeepalive() {
 	if e.sndUna == e.sndMax {
 		// <SEQ=SND.NXT-1><ACK=RCV.NXT>: an old sequence number the peer
 		// must answer with an ACK (RFC 9293 section 3.8.4).
-		e.emit(header.TCPFlagAck, e.sndMax-1, nil, nil)
+		e.emit(header.TCPFlagAck, e.sndMax-1, 0, nil)
 		e.counters.KeepaliveProbes++
 	}
 	// With data outstanding the retransmission timer probes already;

@@ -14,10 +14,16 @@ const maxWindow = 0xffff
 // buildSegment makes a packet holding seg's header (with checksum) and
 // payload, ready for r.
 func buildSegment(r *stack.Route, seg *Segment) *stack.PacketBuffer {
+	return buildSegmentWith(r, seg, buffer.MakeWithData(seg.Payload))
+}
+
+// buildSegmentWith is buildSegment with the payload in a buffer, which the
+// packet takes over.
+func buildSegmentWith(r *stack.Route, seg *Segment, payload buffer.Buffer) *stack.PacketBuffer {
 	hdrLen := seg.HeaderLen()
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
 		ReserveHeaderBytes: hdrLen + int(r.MaxHeaderLength()),
-		Payload:            buffer.MakeWithData(seg.Payload),
+		Payload:            payload,
 	})
 	h := header.TCP(pkt.TransportHeader().Push(hdrLen))
 	seg.EncodeHeader(h)
@@ -30,16 +36,63 @@ func buildSegment(r *stack.Route, seg *Segment) *stack.PacketBuffer {
 	return pkt
 }
 
+// Segments are built under mu and handed to the network layer after it is
+// released, but in the order they were built: the application's goroutine
+// and the one delivering ACKs may both send for a connection, and if each
+// wrote its own segments the two batches could interleave on the wire,
+// which the peer would take for reordering (duplicate ACKs, spurious
+// retransmissions). So one goroutine at a time writes the queue, and
+// whatever others queue meanwhile it writes too.
+
+// takeOut returns the queued segments for the caller to write, or nil if
+// there are none or another goroutine is writing. e.mu is held.
+func (e *endpoint) takeOut() []outPacket {
+	if e.writing || len(e.out) == 0 {
+		return nil
+	}
+	e.writing = true
+	out := e.out
+	e.out = nil
+	return out
+}
+
+// writeOut hands segments to the network layer. e.mu is not held.
+func (e *endpoint) writeOut(out []outPacket) {
+	for i, o := range out {
+		e.proto.write(o.r, o.pkt)
+		o.r.Release()
+		out[i] = outPacket{}
+	}
+}
+
+// nextOut returns what was queued while done was being written, or nil once
+// nothing was, which ends the caller's turn. A connection with data in
+// flight keeps done's array for its next segments; an idle one lets it go.
+// e.mu is held.
+func (e *endpoint) nextOut(done []outPacket) []outPacket {
+	out := e.out
+	e.out = nil
+	if e.sndUna != e.sndMax {
+		e.out = done[:0]
+	}
+	if len(out) == 0 {
+		e.writing = false
+		return nil
+	}
+	return out
+}
+
 // emit queues one segment of this connection for transmission after the
-// lock is released. Every segment but a bare SYN carries ACK and the current
-// receive window (RFC 9293 section 3.10.7.4).
-func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte, opts *SegmentOptions) {
+// lock is released, carrying the n bytes of the send buffer from seq. Every
+// segment but a bare SYN carries ACK and the current receive window
+// (RFC 9293 section 3.10.7.4).
+func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, n int, opts *SegmentOptions) {
 	seg := Segment{
 		SrcPort: e.tid.LocalPort,
 		DstPort: e.tid.RemotePort,
 		Seq:     seq,
 		Flags:   flags,
-		Payload: payload,
+		sent:    n,
 	}
 	if opts != nil {
 		seg.Options = *opts
@@ -73,12 +126,12 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, payload []byte,
 	if e.route == nil {
 		return
 	}
-	occupies := len(payload) > 0 || flags&(header.TCPFlagSyn|header.TCPFlagFin) != 0
+	occupies := n > 0 || flags&(header.TCPFlagSyn|header.TCPFlagFin) != 0
 	e.recordSegment(&seg, true, occupies && seq.LessThan(e.sndMax))
 	e.route.Acquire()
-	e.out = append(e.out, outPacket{e.route, buildSegment(e.route, &seg)})
+	e.out = append(e.out, outPacket{e.route, buildSegmentWith(e.route, &seg, e.sendData(seq, n))})
 	e.counters.SegsOut++
-	e.counters.BytesOut += uint64(len(payload))
+	e.counters.BytesOut += uint64(n)
 	if flags&header.TCPFlagRst != 0 {
 		e.counters.RSTsOut++
 	}
@@ -114,8 +167,33 @@ func (e *endpoint) advertiseWindow() int {
 // below what the peer already holds, and an ACK numbered there would be
 // unacceptable to it (RFC 9293 section 3.10.7.4, first check).
 func (e *endpoint) sendACK() {
-	e.emit(header.TCPFlagAck, e.sndMax, nil, nil)
+	e.emit(header.TCPFlagAck, e.sndMax, 0, nil)
 }
+
+// sendData returns the n bytes of the send buffer from seq. They share the
+// buffer's memory, as a segment in flight and its retransmissions may: the
+// application's bytes are copied once, into the send buffer.
+func (e *endpoint) sendData(seq seqnum.Value, n int) buffer.Buffer {
+	var b buffer.Buffer
+	off := int(e.sndBufSeq.Size(seq))
+	views := e.sndBuf.AsViewList()
+	for v := views.Front(); v != nil && n > 0; v = v.Next() {
+		if off >= v.Size() {
+			off -= v.Size()
+			continue
+		}
+		c := v.Clone()
+		c.TrimFront(off)
+		off = 0
+		c.CapLength(n)
+		n -= c.Size()
+		b.Append(c)
+	}
+	return b
+}
+
+// sndQueued is how many bytes the send buffer holds.
+func (e *endpoint) sndQueued() int { return int(e.sndBuf.Size()) }
 
 // maxPayload is the data one segment carries: the effective MSS less the
 // options it will bear, timestamps and any SACK blocks (RFC 9293 section
@@ -128,7 +206,7 @@ func (e *endpoint) maxPayload() int {
 
 // finSeq is the sequence number our FIN takes once queued.
 func (e *endpoint) finSeq() seqnum.Value {
-	return e.sndBufSeq.Add(seqnum.Size(e.sndBuf.len()))
+	return e.sndBufSeq.Add(seqnum.Size(e.sndQueued()))
 }
 
 // finSent reports whether our FIN has been transmitted at least once.
@@ -168,7 +246,6 @@ func (e *endpoint) sendPending() {
 		if e.holdShort(n, n == data) {
 			break
 		}
-		off := e.sndBufSeq.Size(e.sndNxt)
 		flags := header.TCPFlagAck
 		if e.sndNxt.Add(n) == end {
 			flags |= header.TCPFlagPsh
@@ -176,10 +253,10 @@ func (e *endpoint) sendPending() {
 		if int(n) < e.maxPayload() {
 			e.sentShort(e.sndNxt.Add(n))
 		}
-		e.transmit(flags, e.sndNxt, e.sndBuf.bytes()[off:off+n])
+		e.transmit(flags, e.sndNxt, int(n))
 	}
 	if e.finQueued && e.sndNxt == end {
-		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, nil)
+		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, 0)
 	}
 	if e.sndNxt.LessThan(end) && wndEnd.LessThan(e.sndNxt.Add(seqnum.Size(e.maxPayload()))) && cwnd <= e.sndWnd {
 		// Data waits for the congestion window, not for the peer's
@@ -198,13 +275,13 @@ func (e *endpoint) sendPending() {
 
 // transmit sends a segment that occupies sequence space (data or FIN) and
 // advances SND.NXT past it.
-func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, payload []byte) {
+func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, n int) {
 	retransmit := seq.LessThan(e.sndMax)
 	if e.sndUna == e.sndMax {
 		e.progress, e.progressing = e.monoNow(), true
 	}
-	e.emit(flags, seq, payload, nil)
-	l := seqnum.Size(len(payload))
+	e.emit(flags, seq, n, nil)
+	l := seqnum.Size(n)
 	if flags&header.TCPFlagFin != 0 {
 		l++
 	}
@@ -241,6 +318,6 @@ func (e *endpoint) consumed(n int) {
 // writer woken for every ACK would queue a segment or two per wakeup and
 // spend its time being scheduled.
 func (e *endpoint) sendSpace() bool {
-	free := e.sndBufMax - e.sndBuf.len()
+	free := e.sndBufMax - e.sndQueued()
 	return free > 0 && free >= e.sndBufMax/3
 }

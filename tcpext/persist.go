@@ -31,8 +31,7 @@ func (e *endpoint) onPersist() {
 // sendZeroWindowProbe sends the first waiting byte past the closed window.
 func (e *endpoint) sendZeroWindowProbe() {
 	e.sndNxt = e.sndUna
-	off := e.sndBufSeq.Size(e.sndNxt)
-	e.transmit(header.TCPFlagAck, e.sndNxt, e.sndBuf.bytes()[off:off+1])
+	e.transmit(header.TCPFlagAck, e.sndNxt, 1)
 	e.probeSentAt, e.probing = e.monoNow(), true
 	e.counters.WindowProbes++
 	e.armRTO()

@@ -669,7 +669,7 @@ func (e *endpoint) recordSegment(seg *Segment, out, retx bool) {
 		rec.cwnd = uint32(e.cc.Cwnd())
 	}
 	rec.seq, rec.ack, rec.flags, rec.window = seg.Seq, seg.Ack, seg.Flags, seg.Window
-	rec.length = uint32(len(seg.Payload))
+	rec.length = uint32(seg.payloadLen())
 	o := &seg.Options
 	rec.mss, rec.wscale = o.MSS, o.WindowScale
 	rec.nsack = uint8(copy(rec.sack[:], o.SACK[:o.NumSACK]))

@@ -165,7 +165,6 @@ func (e *endpoint) retransmitAt(seq, limit seqnum.Value) seqnum.Value {
 	if fin.LessThan(seq) {
 		n = 0
 	}
-	off := e.sndBufSeq.Size(seq)
 	flags := header.TCPFlagAck
 	end := seq.Add(n)
 	l := n
@@ -176,7 +175,7 @@ func (e *endpoint) retransmitAt(seq, limit seqnum.Value) seqnum.Value {
 	if l == 0 {
 		return seq
 	}
-	e.emit(flags, seq, e.sndBuf.bytes()[off:off+n], nil)
+	e.emit(flags, seq, int(n), nil)
 	e.counters.Retransmits++
 	e.proto.stats.Retransmits.Add(1)
 	e.rtt.sent(seq, seq.Add(l), true, e.monoNow())

@@ -46,7 +46,7 @@ func (e *endpoint) replyReset(seg *Segment) {
 // sendReset queues <SEQ=SND.NXT><CTL=RST>, the abort of RFC 9293 section
 // 3.10.4 and 3.10.5, numbered from the highest sequence sent (see sendACK).
 func (e *endpoint) sendReset() {
-	e.emit(header.TCPFlagRst, e.sndMax, nil, nil)
+	e.emit(header.TCPFlagRst, e.sndMax, 0, nil)
 	e.proto.stats.ResetsSent.Add(1)
 }
 

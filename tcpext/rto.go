@@ -163,7 +163,7 @@ func (e *endpoint) onRTO() {
 		if e.sndUna == e.iss {
 			// Closed in SYN-RECEIVED before our SYN was acknowledged: the
 			// SYN,ACK goes again; the FIN waits behind it.
-			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, nil, e.synOptions(false))
+			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, 0, e.synOptions(false))
 			e.counters.Retransmits++
 			break
 		}

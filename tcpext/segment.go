@@ -18,7 +18,13 @@ type Segment struct {
 	Urgent           uint16
 	Options          SegmentOptions
 	Payload          []byte
+	// sent is the length of an outgoing segment's payload, which comes
+	// from the send buffer rather than Payload (output.go).
+	sent int
 }
+
+// payloadLen is the length of the segment's payload, received or sent.
+func (s *Segment) payloadLen() int { return len(s.Payload) + s.sent }
 
 // Errors returned by ParseSegment for malformed headers.
 var (
@@ -85,7 +91,7 @@ func (s *Segment) EncodeHeader(b []byte) {
 // seqLen is the sequence space the segment occupies: its payload plus one
 // each for SYN and FIN (RFC 9293 section 3.4).
 func (s *Segment) seqLen() seqnum.Size {
-	n := seqnum.Size(len(s.Payload))
+	n := seqnum.Size(s.payloadLen())
 	if s.Flags&header.TCPFlagSyn != 0 {
 		n++
 	}

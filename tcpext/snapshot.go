@@ -144,7 +144,7 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 		RTTVARus:      e.rtt.rttvar.Microseconds(),
 		RTOms:         e.rtt.current().Milliseconds(),
 		Backoff:       int(e.rtt.backoff),
-		SendQueue:     e.sndBuf.len(),
+		SendQueue:     e.sndQueued(),
 		RecvQueue:     e.rcvBuf.len(),
 		OOOQueue:      e.oooBytes,
 		SendBuffer:    e.sndBufMax,

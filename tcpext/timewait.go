@@ -10,7 +10,7 @@ func (e *endpoint) enterTimeWait(cause string) {
 	e.stopFinWait2()
 	// Nothing is left to send, and nobody reads any more once the
 	// application has closed: a TCB that lingers for 2*MSL keeps no buffers.
-	e.sndBuf.release()
+	e.sndBuf.Release()
 	e.ooo, e.oooBytes = nil, 0
 	if e.closed {
 		e.rcvBuf.release()
