@@ -22,7 +22,7 @@ func (e *endpoint) ackData() {
 		return
 	}
 	if !e.delackTimer.running() {
-		e.delackTimer.set(e.stack.Clock(), e.monoNow(), e.proto.opts.DelayedACK, e.onDelayedACK)
+		e.delackTimer.set(e, e.proto.opts.DelayedACK, (*endpoint).onDelayedACK)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"github.com/synfin/synfin/tcpext"
 )
 
 // Zero-window probing (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17): with data
@@ -159,5 +161,50 @@ func TestCwndGrowsOnlyWhenItLimits(t *testing.T) {
 	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: uint32(first.Seq) + uint32(len(first.Payload)), flags: ack, window: 65535})
 	if cwnd := d.proto.TCBs()[0].Cwnd; cwnd <= initial {
 		t.Fatalf("cwnd %d after an ACK while cwnd-limited, want above %d", cwnd, initial)
+	}
+}
+
+// Reading a little of a window the peer has barely used sends no window
+// update, even though the window may now grow from the SYN,ACK's unscaled
+// 64 KiB to the whole buffer: the peer is not held back, and the larger
+// window rides on the next segment. Once the peer has used most of the
+// window, a read that doubles it is announced at once.
+func TestNoWindowUpdateWhileThePeerHasRoom(t *testing.T) {
+	opts := testOptions()
+	opts.DelayedACK = 200 * time.Millisecond
+	d := newDUT(t, opts)
+	c, iss := d.acceptWithOptions(tcpext.SegmentOptions{WindowScale: 7}, tcpext.SegmentOptions{WindowScale: -1})
+	d.inject(seg{srcPort: 40000, dstPort: 7, seq: 101, ack: iss + 1, flags: ack | psh, window: 512, payload: []byte("q")})
+	if got, err := read(t, c); err != nil || string(got) != "q" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	d.expectNone()
+	write(t, c, []byte("r"))
+	if got := d.expect(ack|psh, uint64(iss+1), 102); got.Window != 1<<20>>7 {
+		t.Fatalf("echo offers window %d, want the whole 1 MiB buffer scaled by 7 (%d)", got.Window, 1<<20>>7)
+	}
+
+	// The peer fills all but 1 000 bytes of the window; reading it all
+	// back opens the window far more than twice.
+	next := uint32(102)
+	for next < 102+(1<<20)-1000 {
+		n := min(1460, 102+(1<<20)-1000-next)
+		d.inject(seg{srcPort: 40000, dstPort: 7, seq: next, ack: iss + 2, flags: ack, window: 512, payload: bytes.Repeat([]byte("f"), int(n))})
+		next += n
+	}
+	for {
+		if _, ok := d.poll(); !ok {
+			break
+		}
+	}
+	for total := 0; total < (1<<20)-1000-1; {
+		got, err := read(t, c)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", total, err)
+		}
+		total += len(got)
+	}
+	if got := d.expect(ack, uint64(iss+2), next); got.Window != 1<<20>>7 {
+		t.Fatalf("window update offers %d, want %d", got.Window, 1<<20>>7)
 	}
 }

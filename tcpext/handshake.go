@@ -118,8 +118,8 @@ func (e *endpoint) initReceive(seg *Segment) {
 // synOptions are the options of our SYN or SYN,ACK: a SYN offers them all;
 // a SYN,ACK answers only those the peer's SYN offered (RFC 7323 sections
 // 2.2 and 3.2, RFC 2018 section 2).
-func (e *endpoint) synOptions(offer bool) *SegmentOptions {
-	o := &SegmentOptions{MSS: e.rcvMSS, WindowScale: -1}
+func (e *endpoint) synOptions(offer bool) SegmentOptions {
+	o := SegmentOptions{MSS: e.rcvMSS, WindowScale: -1}
 	if offer || e.wsOK {
 		o.WindowScale = int8(e.rcvWScale)
 	}
@@ -142,7 +142,8 @@ func (e *endpoint) sendSYNACK() {
 
 func (e *endpoint) emitSYN(flags header.TCPFlags) {
 	retransmit := e.sndMax != e.iss
-	e.emit(flags, e.iss, 0, e.synOptions(flags&header.TCPFlagAck == 0))
+	o := e.synOptions(flags&header.TCPFlagAck == 0)
+	e.emit(flags, e.iss, 0, &o)
 	e.sndNxt, e.sndMax = e.iss.Add(1), e.iss.Add(1)
 	if retransmit {
 		e.counters.Retransmits++

@@ -305,10 +305,16 @@ func (e *endpoint) consumed(n int) {
 		return
 	}
 	// A pure window update is worth a segment only once the window has at
-	// least doubled (as Linux does); smaller openings ride on the next
-	// ACK. A closed or nearly closed window always qualifies.
+	// least doubled (as Linux does), and only while the peer has used at
+	// least half of the window last advertised: a peer that has not is
+	// not held back, and the larger window rides on the next ACK. (A
+	// short exchange would otherwise spend a segment telling the peer
+	// that the SYN's unscaled 64 KiB have become the full buffer.) A
+	// window too small for a full segment always qualifies.
 	edge := e.windowEdge()
-	if e.rcvAdv.LessThan(edge) && e.rcvNxt.Size(edge) >= 2*e.rcvNxt.Size(e.rcvAdv) {
+	open := e.rcvNxt.Size(e.rcvAdv)
+	used := open < max(e.lastAckSent.Size(e.rcvAdv)/2, seqnum.Size(e.rcvMSS))
+	if e.rcvAdv.LessThan(edge) && used && e.rcvNxt.Size(edge) >= 2*open {
 		e.sendACK()
 	}
 }

@@ -120,7 +120,7 @@ func (e *endpoint) restartRTO() {
 		left := e.progress.Add(e.userTimeout).Sub(e.monoNow())
 		d = max(min(d, left), time.Millisecond)
 	}
-	e.rtoTimer.set(e.stack.Clock(), e.monoNow(), d, e.onRTO)
+	e.rtoTimer.set(e, d, (*endpoint).onRTO)
 }
 
 func (e *endpoint) stopRTO() { e.rtoTimer.stop() }
@@ -163,7 +163,8 @@ func (e *endpoint) onRTO() {
 		if e.sndUna == e.iss {
 			// Closed in SYN-RECEIVED before our SYN was acknowledged: the
 			// SYN,ACK goes again; the FIN waits behind it.
-			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, 0, e.synOptions(false))
+			o := e.synOptions(false)
+			e.emit(header.TCPFlagSyn|header.TCPFlagAck, e.iss, 0, &o)
 			e.counters.Retransmits++
 			break
 		}

@@ -15,14 +15,16 @@ type timer struct {
 	deadline tcpip.MonotonicTime // zero while stopped
 }
 
-// set (re)starts the timer to call f after d from now, clock's reading.
-func (t *timer) set(clock tcpip.Clock, now tcpip.MonotonicTime, d time.Duration, f func()) {
+// set (re)starts the timer to call f(e) after d. f is a method expression
+// such as (*endpoint).onRTO, so that setting a timer allocates nothing once
+// it exists: a method value (e.onRTO) would be allocated at every call.
+func (t *timer) set(e *endpoint, d time.Duration, f func(*endpoint)) {
 	// At least a nanosecond, so that the deadline of a timer set at the
 	// clock's zero is not taken for a stopped one.
 	d = max(d, time.Nanosecond)
-	t.deadline = now.Add(d)
+	t.deadline = e.monoNow().Add(d)
 	if t.t == nil {
-		t.t = clock.AfterFunc(d, f)
+		t.t = e.stack.Clock().AfterFunc(d, func() { f(e) })
 		return
 	}
 	t.t.Reset(d)
