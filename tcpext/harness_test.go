@@ -100,6 +100,13 @@ func (d *dut) inject(s seg) {
 // injectRaw delivers TCP bytes (header and payload) in an IPv4 packet,
 // optionally with a corrupted checksum.
 func (d *dut) injectRaw(tcp []byte, corrupt bool) {
+	ip := ipPacket(tcp, corrupt)
+	d.injectIP(ip, len(ip))
+}
+
+// ipPacket puts TCP bytes from the peer to the DUT in an IPv4 packet,
+// filling in the checksum (a wrong one if corrupt).
+func ipPacket(tcp []byte, corrupt bool) []byte {
 	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, peerAddr, dutAddr, uint16(len(tcp)))
 	binary.BigEndian.PutUint16(tcp[16:], 0)
 	sum := ^checksum.Checksum(tcp, xsum)
@@ -117,7 +124,17 @@ func (d *dut) injectRaw(tcp []byte, corrupt bool) {
 	})
 	header.IPv4(ip).SetChecksum(^header.IPv4(ip).CalculateChecksum())
 	copy(ip[header.IPv4MinimumSize:], tcp)
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(ip)})
+	return ip
+}
+
+// injectIP delivers an IPv4 packet whose bytes lie in two views, split at
+// the given offset (the whole packet in one view if split is its length).
+func (d *dut) injectIP(ip []byte, split int) {
+	buf := buffer.MakeWithData(ip[:split])
+	if split < len(ip) {
+		buf.Append(buffer.NewViewWithData(ip[split:]))
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buf})
 	d.link.InjectInbound(ipv4.ProtocolNumber, pkt)
 	pkt.DecRef()
 }

@@ -1,6 +1,8 @@
 package tcpext
 
 import (
+	"sync"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
@@ -31,24 +33,54 @@ func (p *Protocol) decode(id stack.TransportEndpointID, pkt *stack.PacketBuffer)
 		return Segment{}, false
 	}
 	if size > 0 {
-		seg.Payload = payloadOf(pkt, size)
+		seg.setPayload(pkt, size)
 	}
 	return seg, true
 }
 
-// payloadOf returns the size bytes of pkt's data, which end its buffer,
-// for reading only. PullUp would return writable memory and so copy a
-// chunk that the packet shares (a segment of a stack in the same process
-// shares its sender's send buffer); only a payload split across views is
-// worth copying, to make it contiguous.
-func payloadOf(pkt *stack.PacketBuffer, size int) []byte {
+// payloadScratch holds the copies that make split payloads contiguous.
+var payloadScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1<<16); return &b }}
+
+// setPayload points the segment's payload at the size bytes of pkt's data,
+// which end its buffer, for reading only. When they lie in one view that
+// is the view's memory; PullUp would instead return writable memory and so
+// copy a chunk the packet shares (a segment of a stack in the same process
+// shares its sender's send buffer). A payload split across views (a large
+// segment that spans two chunks of the sender's buffer) is copied into
+// pooled scratch memory, which release gives back.
+func (s *Segment) setPayload(pkt *stack.PacketBuffer, size int) {
 	views, _ := pkt.AsViewList()
 	if last := views.Back(); last != nil && last.Size() >= size {
 		b := last.AsSlice()
-		return b[len(b)-size:]
+		s.Payload = b[len(b)-size:]
+		return
 	}
-	b, _ := pkt.Data().PullUp(size)
-	return b
+	skip := -size
+	for v := views.Front(); v != nil; v = v.Next() {
+		skip += v.Size()
+	}
+	s.scratch = payloadScratch.Get().(*[]byte)
+	b := (*s.scratch)[:0]
+	for v := views.Front(); v != nil; v = v.Next() {
+		p := v.AsSlice()
+		if skip >= len(p) {
+			skip -= len(p)
+			continue
+		}
+		b = append(b, p[max(skip, 0):]...)
+		skip = 0
+	}
+	s.Payload = b
+}
+
+// release gives back the scratch memory of a split payload, once the
+// segment has been handled.
+func (s *Segment) release() {
+	if s.scratch != nil {
+		*s.scratch = s.Payload[:0]
+		payloadScratch.Put(s.scratch)
+		s.scratch, s.Payload = nil, nil
+	}
 }
 
 // HandlePacket implements stack.TransportEndpoint: segment arrival,
@@ -89,6 +121,7 @@ func (e *endpoint) HandlePacket(id stack.TransportEndpointID, pkt *stack.PacketB
 		child.mu.Lock()
 		child.unlock()
 	}
+	seg.release()
 }
 
 // handleSegment is segment arrival in SYN-RECEIVED and the synchronized

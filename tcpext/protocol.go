@@ -292,6 +292,7 @@ func (p *Protocol) HandleUnknownDestinationPacket(id stack.TransportEndpointID, 
 	if !ok {
 		return stack.UnknownDestinationPacketHandled
 	}
+	defer seg.release()
 	p.stats.NoListener.Add(1)
 	if rst, ok := resetFor(&seg); ok {
 		if r, err := p.stack.FindRoute(pkt.NICID, id.LocalAddress, id.RemoteAddress, pkt.NetworkProtocolNumber, false); err == nil {

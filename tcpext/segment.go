@@ -21,6 +21,8 @@ type Segment struct {
 	// sent is the length of an outgoing segment's payload, which comes
 	// from the send buffer rather than Payload (output.go).
 	sent int
+	// scratch, if set, is pooled memory holding Payload (input.go).
+	scratch *[]byte
 }
 
 // payloadLen is the length of the segment's payload, received or sent.

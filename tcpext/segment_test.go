@@ -1,6 +1,7 @@
 package tcpext_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -114,4 +115,35 @@ func FuzzParseSegment(f *testing.F) {
 			t.Fatalf("payload longer than the input")
 		}
 	})
+}
+
+// A segment whose bytes arrive in two pieces (a large segment spanning two
+// chunks of its sender's buffer) is read whole, wherever the split falls:
+// in the header, or in the payload.
+func TestSegmentSplitAcrossViews(t *testing.T) {
+	d := newDUT(t, testOptions())
+	c, iss := d.accept(7, 1000)
+	next := uint32(1001)
+	var want []byte
+	for _, split := range []int{10, 40, 41, 100, 540} {
+		payload := bytes.Repeat([]byte{byte(split)}, 500)
+		ip := ipPacket(encodeSegment(seg{srcPort: 40000, dstPort: 7, seq: next, ack: iss + 1, flags: ack | psh, window: 65535, payload: payload}), false)
+		d.injectIP(ip, split)
+		next += uint32(len(payload))
+		want = append(want, payload...)
+	}
+	var got []byte
+	for len(got) < len(want) {
+		b, err := read(t, c)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, b...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes that differ from the %d sent", len(got), len(want))
+	}
+	if st := d.proto.Stats(); st.ChecksumErrors+st.MalformedDropped != 0 {
+		t.Fatalf("stats %+v: split segments were dropped", st)
+	}
 }
