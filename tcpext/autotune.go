@@ -12,7 +12,7 @@ import (
 // tcp_sndbuf_expand): a connection starts with the default buffers and
 // grows them to what its path needs, so that one connection fills a long
 // fat pipe without hand tuning, while a slow or idle one never holds more.
-// The buffers are only limits: byteQueue allocates as data arrives.
+// The buffers are only limits: memory is taken as data arrives.
 //
 //   - Receive: once per round trip (the smallest RTT seen), the buffer
 //     grows to twice what the application read in it, since a sender in

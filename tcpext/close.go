@@ -24,7 +24,7 @@ func (e *endpoint) close() {
 		e.stopRTO()
 		e.sendPending()
 	case StateEstablished, StateCloseWait:
-		if e.rcvBuf.len() > 0 {
+		if e.rcvQueued() > 0 {
 			// Data the application will never read: reset rather than
 			// pretend an orderly close (RFC 2525 section 2.17).
 			e.abort("close with unread data")

@@ -111,7 +111,9 @@ type endpoint struct {
 	writing              bool
 	sndBufMax            int
 
-	rcvBuf    byteQueue
+	// rcvBuf holds received data until the application reads it; large
+	// segments' memory is kept rather than copied (reassembly.go).
+	rcvBuf    buffer.Buffer
 	ooo       []oooSegment // out-of-order data, sorted by sequence
 	oooBytes  int
 	rcvBufMax int
@@ -276,7 +278,7 @@ func (e *endpoint) Abort() {
 func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, tcpip.Error) {
 	e.mu.Lock()
 	defer e.unlock()
-	if e.rcvBuf.len() == 0 {
+	if e.rcvQueued() == 0 {
 		switch {
 		case e.state == StateListen:
 			return tcpip.ReadResult{}, &tcpip.ErrInvalidEndpointState{}
@@ -289,7 +291,8 @@ func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, 
 		}
 		return tcpip.ReadResult{}, &tcpip.ErrWouldBlock{}
 	}
-	n, err := w.Write(e.rcvBuf.bytes())
+	m, err := e.rcvBuf.ReadToWriter(w, e.rcvBuf.Size())
+	n := int(m)
 	if n == 0 && err != nil {
 		return tcpip.ReadResult{}, &tcpip.ErrBadBuffer{}
 	}
@@ -352,7 +355,7 @@ func (e *endpoint) Shutdown(flags tcpip.ShutdownFlags) tcpip.Error {
 	}
 	if flags&tcpip.ShutdownRead != 0 {
 		e.rcvShut = true
-		e.rcvBuf.release()
+		e.rcvBuf.Release()
 		e.events |= waiter.EventIn
 	}
 	if flags&tcpip.ShutdownWrite != 0 {
@@ -395,7 +398,7 @@ func (e *endpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 			r |= waiter.EventErr
 		}
 	default:
-		if e.rcvBuf.len() > 0 || e.state.finReceived() || e.rcvShut {
+		if e.rcvQueued() > 0 || e.state.finReceived() || e.rcvShut {
 			r |= waiter.ReadableEvents
 		}
 		if !e.state.canSend() || e.finQueued || e.sendSpace() {
@@ -480,7 +483,7 @@ func (e *endpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
 	defer e.mu.Unlock()
 	switch opt {
 	case tcpip.ReceiveQueueSizeOption:
-		return e.rcvBuf.len(), nil
+		return e.rcvQueued(), nil
 	case tcpip.SendQueueSizeOption:
 		return e.sndQueued(), nil
 	case tcpip.KeepaliveCountOption:

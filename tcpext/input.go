@@ -52,7 +52,7 @@ func (s *Segment) setPayload(pkt *stack.PacketBuffer, size int) {
 	views, _ := pkt.AsViewList()
 	if last := views.Back(); last != nil && last.Size() >= size {
 		b := last.AsSlice()
-		s.Payload = b[len(b)-size:]
+		s.Payload, s.view = b[len(b)-size:], last
 		return
 	}
 	skip := -size
@@ -379,7 +379,7 @@ func (e *endpoint) processText(seg *Segment) {
 		e.sendACK()
 		return
 	}
-	if n := e.deliver(seg.Payload); n < len(seg.Payload) {
+	if n := e.deliver(seg.Payload, seg.view); n < len(seg.Payload) {
 		fin = false
 	}
 	gap := len(e.ooo) > 0

@@ -110,7 +110,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, n int, opts *Se
 	switch {
 	case flags&header.TCPFlagSyn != 0:
 		// Never scaled on a SYN (RFC 7323 section 2.2).
-		w := min(max(e.rcvBufMax-e.rcvBuf.len(), 0), maxWindow)
+		w := min(max(e.rcvBufMax-e.rcvQueued(), 0), maxWindow)
 		seg.Window = uint16(w)
 		if flags&header.TCPFlagAck != 0 {
 			e.rcvAdv = e.rcvNxt.Add(seqnum.Size(w))
@@ -143,7 +143,7 @@ func (e *endpoint) emit(flags header.TCPFlags, seq seqnum.Value, n int, opts *Se
 // right only in steps of at least min(MSS, buffer/2), the receiver side of
 // silly window syndrome avoidance (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) windowEdge() seqnum.Value {
-	free := max(e.rcvBufMax-e.rcvBuf.len(), 0)
+	free := max(e.rcvBufMax-e.rcvQueued(), 0)
 	edge := e.rcvNxt.Add(seqnum.Size(min(free, e.maxRcvWindow())))
 	if e.rcvAdv.LessThan(e.rcvNxt) {
 		return edge
@@ -299,7 +299,7 @@ func (e *endpoint) transmit(flags header.TCPFlags, seq seqnum.Value, n int) {
 // consumed removes n bytes the application read and, if that opened the
 // window enough, tells the peer at once (RFC 9293 section 3.8.6.2.2).
 func (e *endpoint) consumed(n int) {
-	e.rcvBuf.consume(n)
+	e.rcvBuf.TrimFront(int64(n))
 	e.tuneReceive(n)
 	if !e.state.synchronized() || e.state.finReceived() {
 		return

@@ -3,6 +3,7 @@ package tcpext
 import (
 	"sort"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -25,7 +26,7 @@ func (s *oooSegment) end() seqnum.Value { return s.seq.Add(seqnum.Size(len(s.dat
 // sequence numbers ... may be held for later processing").
 func (e *endpoint) holdOutOfOrder(seq seqnum.Value, payload []byte, fin bool) {
 	e.counters.OOOSegsIn++
-	if len(e.ooo) >= maxOOOSegments || e.oooBytes+len(payload) > e.rcvBufMax-e.rcvBuf.len() {
+	if len(e.ooo) >= maxOOOSegments || e.oooBytes+len(payload) > e.rcvBufMax-e.rcvQueued() {
 		e.counters.OOODropped++
 		e.proto.stats.DroppedOOOFull.Add(1)
 		return
@@ -50,7 +51,7 @@ func (e *endpoint) drainOutOfOrder() (fin bool) {
 		}
 		e.oooBytes -= len(s.data)
 		if e.rcvNxt.LessThan(s.end()) {
-			e.deliver(s.data[s.seq.Size(e.rcvNxt):])
+			e.deliver(s.data[s.seq.Size(e.rcvNxt):], nil)
 		}
 		if s.fin && s.end() == e.rcvNxt {
 			fin = true
@@ -60,14 +61,35 @@ func (e *endpoint) drainOutOfOrder() (fin bool) {
 	return fin
 }
 
+// minSharedPayload is the smallest payload the receive buffer keeps in the
+// packet's memory rather than copies: a smaller one would pin a chunk (of a
+// NIC frame, or of a sender's buffer in the same process) much larger than
+// itself.
+const minSharedPayload = 1024
+
 // deliver appends in-order data to the receive buffer and advances RCV.NXT.
-// It returns how much fitted.
-func (e *endpoint) deliver(p []byte) int {
-	n := min(len(p), e.rcvBufMax-e.rcvBuf.len())
-	if !e.rcvShut {
-		copy(e.rcvBuf.grow(n), p)
+// It returns how much fitted. If v, the packet's view, holds p, a large p
+// is kept by reference to v's memory: the application's read is then the
+// one copy the data takes.
+func (e *endpoint) deliver(p []byte, v *buffer.View) int {
+	n := min(len(p), e.rcvBufMax-e.rcvQueued())
+	if !e.rcvShut && n > 0 {
+		if v != nil && n >= minSharedPayload {
+			c := v.Clone()
+			// p is a slice of v's bytes, so the difference in their
+			// capacities is p's offset in them.
+			c.TrimFront(cap(v.AsSlice()) - cap(p))
+			c.CapLength(n)
+			b := buffer.MakeWithView(c)
+			e.rcvBuf.Merge(&b)
+		} else {
+			e.rcvBuf.Append(buffer.NewViewWithData(p[:n]))
+		}
 		e.events |= waiter.ReadableEvents
 	}
 	e.rcvNxt = e.rcvNxt.Add(seqnum.Size(n))
 	return n
 }
+
+// rcvQueued is how many bytes the receive buffer holds.
+func (e *endpoint) rcvQueued() int { return int(e.rcvBuf.Size()) }

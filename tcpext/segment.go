@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 )
@@ -21,7 +22,10 @@ type Segment struct {
 	// sent is the length of an outgoing segment's payload, which comes
 	// from the send buffer rather than Payload (output.go).
 	sent int
-	// scratch, if set, is pooled memory holding Payload (input.go).
+	// view, if set, is the received packet's view that holds Payload;
+	// scratch, if set, is pooled memory that does (input.go). Both are
+	// valid only while the segment is handled.
+	view    *buffer.View
 	scratch *[]byte
 }
 

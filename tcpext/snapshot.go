@@ -145,7 +145,7 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 		RTOms:         e.rtt.current().Milliseconds(),
 		Backoff:       int(e.rtt.backoff),
 		SendQueue:     e.sndQueued(),
-		RecvQueue:     e.rcvBuf.len(),
+		RecvQueue:     e.rcvQueued(),
 		OOOQueue:      e.oooBytes,
 		SendBuffer:    e.sndBufMax,
 		RecvBuffer:    e.rcvBufMax,

@@ -13,7 +13,7 @@ func (e *endpoint) enterTimeWait(cause string) {
 	e.sndBuf.Release()
 	e.ooo, e.oooBytes = nil, 0
 	if e.closed {
-		e.rcvBuf.release()
+		e.rcvBuf.Release()
 	}
 	e.setState(StateTimeWait, cause)
 	e.restartTimeWait()
