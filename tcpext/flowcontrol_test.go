@@ -167,8 +167,9 @@ func TestCwndGrowsOnlyWhenItLimits(t *testing.T) {
 // Reading a little of a window the peer has barely used sends no window
 // update, even though the window may now grow from the SYN,ACK's unscaled
 // 64 KiB to the whole buffer: the peer is not held back, and the larger
-// window rides on the next segment. Once the peer has used most of the
-// window, a read that doubles it is announced at once.
+// window rides on the next segment. Once the peer has fewer than four
+// segments of the window left, a read that doubles it is announced at
+// once, or the peer could stop short of what earns it an ACK.
 func TestNoWindowUpdateWhileThePeerHasRoom(t *testing.T) {
 	opts := testOptions()
 	opts.DelayedACK = 200 * time.Millisecond
@@ -184,11 +185,11 @@ func TestNoWindowUpdateWhileThePeerHasRoom(t *testing.T) {
 		t.Fatalf("echo offers window %d, want the whole 1 MiB buffer scaled by 7 (%d)", got.Window, 1<<20>>7)
 	}
 
-	// The peer fills all but 1 000 bytes of the window; reading it all
-	// back opens the window far more than twice.
+	// The peer fills all but 4 000 bytes (under three segments) of the
+	// window; reading it all back opens the window far more than twice.
 	next := uint32(102)
-	for next < 102+(1<<20)-1000 {
-		n := min(1460, 102+(1<<20)-1000-next)
+	for next < 102+(1<<20)-4000 {
+		n := min(1460, 102+(1<<20)-4000-next)
 		d.inject(seg{srcPort: 40000, dstPort: 7, seq: next, ack: iss + 2, flags: ack, window: 512, payload: bytes.Repeat([]byte("f"), int(n))})
 		next += n
 	}
@@ -197,7 +198,7 @@ func TestNoWindowUpdateWhileThePeerHasRoom(t *testing.T) {
 			break
 		}
 	}
-	for total := 0; total < (1<<20)-1000-1; {
+	for total := 0; total < (1<<20)-4000-1; {
 		got, err := read(t, c)
 		if err != nil {
 			t.Fatalf("read after %d bytes: %v", total, err)

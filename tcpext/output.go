@@ -305,15 +305,16 @@ func (e *endpoint) consumed(n int) {
 		return
 	}
 	// A pure window update is worth a segment only once the window has at
-	// least doubled (as Linux does), and only while the peer has used at
-	// least half of the window last advertised: a peer that has not is
-	// not held back, and the larger window rides on the next ACK. (A
-	// short exchange would otherwise spend a segment telling the peer
-	// that the SYN's unscaled 64 KiB have become the full buffer.) A
-	// window too small for a full segment always qualifies.
+	// least doubled (as Linux does), and only once the peer has used half
+	// of the window last advertised or has fewer than four segments of it
+	// left: a peer with more is not held back, and the larger window
+	// rides on the next ACK. (A short exchange would otherwise spend a
+	// segment telling the peer that the SYN's unscaled 64 KiB have become
+	// the whole buffer.) Four segments, because with fewer the peer may
+	// stop before we owe it an ACK (delack.go).
 	edge := e.windowEdge()
 	open := e.rcvNxt.Size(e.rcvAdv)
-	used := open < max(e.lastAckSent.Size(e.rcvAdv)/2, seqnum.Size(e.rcvMSS))
+	used := open < max(e.lastAckSent.Size(e.rcvAdv)/2, 4*seqnum.Size(e.rcvMSS))
 	if e.rcvAdv.LessThan(edge) && used && e.rcvNxt.Size(edge) >= 2*open {
 		e.sendACK()
 	}

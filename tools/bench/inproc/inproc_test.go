@@ -28,6 +28,7 @@ func benchBulk(b *testing.B, impl string, opts Options) {
 	}
 	defer p.Close()
 	b.SetBytes(chunk)
+	Settle()
 	b.ResetTimer()
 	cpu := CPUTime()
 	if err := p.Bulk(b.N*chunk, chunk); err != nil {

@@ -139,6 +139,7 @@ func bulk(impl string, opts inproc.Options, total int) (rate, cpuPerGB float64, 
 		return 0, 0, err
 	}
 	defer p.Close()
+	inproc.Settle()
 	start, cpu0 := time.Now(), inproc.CPUTime()
 	if err := p.Bulk(total, 64<<10); err != nil {
 		return 0, 0, err
