@@ -4,8 +4,11 @@ package tcpext
 // data is acknowledged at least every second segment, or when the delayed
 // ACK timer (Options.DelayedACK, at most 500 ms) fires, whichever is first;
 // any segment we send carries the ACK along. Out-of-order data, data that
-// fills a gap and FINs are acknowledged at once. A zero Options.DelayedACK
-// acknowledges every segment at once.
+// fills a gap and FINs are acknowledged at once, but for a FIN that
+// arrives in ESTABLISHED: the application usually answers it by closing,
+// and our FIN then carries the ACK, as Linux has it (it enters its
+// "pingpong" mode on such a FIN). A zero Options.DelayedACK acknowledges
+// every segment at once.
 
 // ackEvery is how many in-order segments may go unacknowledged.
 const ackEvery = 2
@@ -21,6 +24,19 @@ func (e *endpoint) ackData() {
 		e.sendACK()
 		return
 	}
+	if !e.delackTimer.running() {
+		e.delackTimer.set(e, e.proto.opts.DelayedACK, (*endpoint).onDelayedACK)
+	}
+}
+
+// ackFIN acknowledges the peer's FIN received in ESTABLISHED a little
+// later, unless a segment of ours carries the ACK first.
+func (e *endpoint) ackFIN() {
+	if e.proto.opts.DelayedACK <= 0 {
+		e.sendACK()
+		return
+	}
+	e.ackOwed = max(e.ackOwed, 1)
 	if !e.delackTimer.running() {
 		e.delackTimer.set(e, e.proto.opts.DelayedACK, (*endpoint).onDelayedACK)
 	}

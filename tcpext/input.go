@@ -404,6 +404,10 @@ func (e *endpoint) processFIN() {
 	switch e.state {
 	case StateSynReceived, StateEstablished:
 		e.setState(StateCloseWait, "FIN received")
+		// The application usually answers a FIN by closing: the ACK waits
+		// to ride on our FIN (delack.go), as Linux's does.
+		e.ackFIN()
+		return
 	case StateFinWait1:
 		if e.finAcked() {
 			e.enterTimeWait("FIN received in FIN-WAIT-1, our FIN acked")

@@ -81,3 +81,31 @@ func TestDelayedACK(t *testing.T) {
 	d.inject(data(1301, 100)) // fills it
 	d.expect(ack, uint64(iss+1), 1501)
 }
+
+// A FIN that arrives in ESTABLISHED is acknowledged by the FIN the
+// application's close sends, or by the delayed-ACK timer if the
+// application does not close.
+func TestFINInEstablishedACKedByOurFIN(t *testing.T) {
+	opts := testOptions()
+	opts.DelayedACK = 200 * time.Millisecond
+	d := newDUT(t, opts)
+	c, iss := d.accept(7, 1000)
+	d.inject(seg{srcPort: 40000, dstPort: 7, seq: 1001, ack: iss + 1, flags: finAck, window: 65535})
+	d.expectNone()
+	if got := d.state(7, 40000); got != "CLOSE-WAIT" {
+		t.Fatalf("after the FIN: %s, want CLOSE-WAIT", got)
+	}
+	c.Close()
+	d.expect(finAck, uint64(iss+1), 1002)
+	d.inject(seg{srcPort: 40000, dstPort: 7, seq: 1002, ack: iss + 2, flags: ack, window: 65535})
+	d.clock.Advance(time.Second)
+	d.expectNone() // no bare ACK from the delayed-ACK timer either
+
+	d2 := newDUT(t, opts)
+	_, iss = d2.accept(7, 1000)
+	d2.inject(seg{srcPort: 40000, dstPort: 7, seq: 1001, ack: iss + 1, flags: finAck, window: 65535})
+	d2.clock.Advance(199 * time.Millisecond)
+	d2.expectNone()
+	d2.clock.Advance(time.Millisecond)
+	d2.expect(ack, uint64(iss+1), 1002)
+}
