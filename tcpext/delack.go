@@ -25,7 +25,7 @@ func (e *endpoint) ackData() {
 		return
 	}
 	if !e.delackTimer.running() {
-		e.delackTimer.set(e, e.proto.opts.DelayedACK, (*endpoint).onDelayedACK)
+		e.delackTimer.set(e, e.proto.opts.DelayedACK)
 	}
 }
 
@@ -38,7 +38,7 @@ func (e *endpoint) ackFIN() {
 	}
 	e.ackOwed = max(e.ackOwed, 1)
 	if !e.delackTimer.running() {
-		e.delackTimer.set(e, e.proto.opts.DelayedACK, (*endpoint).onDelayedACK)
+		e.delackTimer.set(e, e.proto.opts.DelayedACK)
 	}
 }
 

@@ -149,8 +149,11 @@ type endpoint struct {
 	delackTimer   timer
 	timeWaitTimer timer
 	finWait2Timer timer
-	ackOwed       int32       // in-order segments not yet acknowledged
-	maxSndWnd     seqnum.Size // largest window the peer offered
+	// clock serves the timers, armed for clockAt (timer.go).
+	clock     tcpip.Timer
+	clockAt   tcpip.MonotonicTime
+	ackOwed   int32       // in-order segments not yet acknowledged
+	maxSndWnd seqnum.Size // largest window the peer offered
 
 	counters Counters
 	history  []historyEntry

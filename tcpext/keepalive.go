@@ -51,7 +51,7 @@ func (e *endpoint) armKeepalive() {
 		d -= e.monoNow().Sub(e.ka.lastRecv)
 	}
 	d = max(d, time.Millisecond)
-	e.ka.timer.set(e, d, (*endpoint).onKeepalive)
+	e.ka.timer.set(e, d)
 }
 
 func (e *endpoint) stopKeepalive() { e.ka.timer.stop() }

@@ -120,7 +120,7 @@ func (e *endpoint) restartRTO() {
 		left := e.progress.Add(e.userTimeout).Sub(e.monoNow())
 		d = max(min(d, left), time.Millisecond)
 	}
-	e.rtoTimer.set(e, d, (*endpoint).onRTO)
+	e.rtoTimer.set(e, d)
 }
 
 func (e *endpoint) stopRTO() { e.rtoTimer.stop() }

@@ -20,7 +20,7 @@ func (e *endpoint) enterTimeWait(cause string) {
 }
 
 func (e *endpoint) restartTimeWait() {
-	e.timeWaitTimer.set(e, 2*e.proto.opts.MSL, (*endpoint).onTimeWait)
+	e.timeWaitTimer.set(e, 2*e.proto.opts.MSL)
 }
 
 func (e *endpoint) stopTimeWait() { e.timeWaitTimer.stop() }
@@ -74,7 +74,7 @@ func (e *endpoint) armFinWait2() {
 	if !e.closed || e.state != StateFinWait2 || e.proto.opts.FinWait2Timeout <= 0 {
 		return
 	}
-	e.finWait2Timer.set(e, e.proto.opts.FinWait2Timeout, (*endpoint).onFinWait2)
+	e.finWait2Timer.set(e, e.proto.opts.FinWait2Timeout)
 }
 
 func (e *endpoint) stopFinWait2() { e.finWait2Timer.stop() }
