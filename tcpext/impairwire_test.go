@@ -364,6 +364,25 @@ func (w *impairedWire) diagnosis() string {
 		j, _ := json.MarshalIndent(tcb, "  ", "  ")
 		fmt.Fprintf(&b, "tcpext TCB:\n  %s\n", j)
 	}
+	// The connection's TCB may have gone already (after TIME-WAIT, say):
+	// its dump says how it ended.
+	for _, d := range tcpext.ProtocolOf(w.dut).Dumps() {
+		if !d.Closed {
+			continue
+		}
+		fmt.Fprintf(&b, "tcpext closed TCB %d: %d events lost; history:\n", d.TCB.ID, d.EventsLost)
+		for _, h := range d.TCB.History {
+			fmt.Fprintf(&b, "  %s → %s: %s\n", h.From, h.To, h.Cause)
+		}
+		b.WriteString("  last events:\n")
+		for _, ev := range d.Events[max(len(d.Events)-20, 0):] {
+			if ev.Seg != nil {
+				fmt.Fprintf(&b, "    %s %s seq=%d ack=%d len=%d\n", ev.Kind, ev.Seg.Flags, ev.Seg.Seq, ev.Seg.Ack, ev.Seg.Len)
+			} else {
+				fmt.Fprintf(&b, "    %s %s%s%s %s\n", ev.Kind, ev.Timer, ev.From, ev.To, ev.Cause)
+			}
+		}
+	}
 	for _, ep := range w.ref.RegisteredEndpoints() {
 		e, ok := ep.(tcpip.Endpoint)
 		if !ok {
