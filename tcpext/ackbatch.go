@@ -28,9 +28,10 @@ type ackBatcher struct {
 	// nics has bit n set when NIC n delivers in batches (NICs 1 to 63).
 	nics atomic.Uint64
 
-	// flushMu serialises flushes; it is taken before any TCB's mu, and
-	// mu (which guards pending) only under a TCB's mu or alone.
-	flushMu sync.Mutex
+	// mu guards pending, the TCBs queued since the last flush, and
+	// spare, an emptied queue to reuse. A flush owns the queue it took
+	// until it hands it back as spare, so flushes from several drivers
+	// may run at once. mu is taken under a TCB's mu, never around it.
 	mu      sync.Mutex
 	pending []*endpoint
 	spare   []*endpoint
@@ -71,8 +72,6 @@ func (e *endpoint) deferACK() bool {
 // flushACKs sends the ACKs the last batch owes.
 func (p *Protocol) flushACKs() {
 	b := &p.acks
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	q := b.pending
 	b.pending, b.spare = b.spare[:0], nil

@@ -24,9 +24,7 @@ func (e *endpoint) ackData() {
 		e.sendACK()
 		return
 	}
-	if !e.delackTimer.running() {
-		e.delackTimer.set(e, e.proto.opts.DelayedACK)
-	}
+	e.armDelayedACK()
 }
 
 // ackFIN acknowledges the peer's FIN received in ESTABLISHED a little
@@ -37,6 +35,12 @@ func (e *endpoint) ackFIN() {
 		return
 	}
 	e.ackOwed = max(e.ackOwed, 1)
+	e.armDelayedACK()
+}
+
+// armDelayedACK starts the delayed-ACK timer unless it runs already: the
+// owed ACK goes no later than that after the first segment that owed it.
+func (e *endpoint) armDelayedACK() {
 	if !e.delackTimer.running() {
 		e.delackTimer.set(e, e.proto.opts.DelayedACK)
 	}
