@@ -90,6 +90,7 @@ func mssFor(mtu uint32) uint16 {
 // first sequence number, data begins after it (RFC 9293 section 3.4).
 func (e *endpoint) initSend(iss seqnum.Value) {
 	e.iss, e.sndUna, e.sndNxt, e.sndMax = iss, iss, iss, iss
+	e.rec = recovery{point: iss, highRxt: iss}
 	e.shortEnd = iss
 	e.sndBufSeq = iss.Add(1)
 }
@@ -112,7 +113,7 @@ func (e *endpoint) initReceive(seg *Segment) {
 		peer = defaultMSS
 	}
 	e.sndMSS = min(peer, int(e.rcvMSS))
-	e.cc, _ = cc.New(e.ccName, e.sndMSS) // ccName was validated when set
+	e.cc, _ = cc.New(e.ccName, e.smss()) // ccName was validated when set
 }
 
 // synOptions are the options of our SYN or SYN,ACK: a SYN offers them all;

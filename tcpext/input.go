@@ -267,14 +267,15 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.sendACK()
 		return false
 	}
+	newlySACKed := false
 	if e.sackOK && seg.Options.NumSACK > 0 {
 		una := e.sndUna
 		if una.LessThan(ack) {
 			una = ack
 		}
-		e.sb.update(&seg.Options, una, e.sndMax)
+		newlySACKed = e.sb.update(&seg.Options, una, e.sndMax)
 	}
-	if e.isDupAck(seg) {
+	if e.isDupAck(seg, newlySACKed) {
 		e.onDupAck()
 	}
 	if e.sndUna.LessThan(ack) {
@@ -293,6 +294,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		e.sb.ack(ack)
 		e.rtt.backoff = 0
 		e.progress, e.progressing = e.monoNow(), true
+		e.rec.trail(ack)
 		if e.rec.active {
 			e.onRecoveryAck(int(acked))
 		} else {
@@ -315,6 +317,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		if e.sendSpace() {
 			e.events |= waiter.WritableEvents
 		}
+		e.checkLoss()
 	}
 	if !ack.LessThan(e.sndUna) {
 		e.updateWindow(seg)

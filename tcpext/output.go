@@ -240,9 +240,26 @@ func (e *endpoint) sendPending() {
 			wndEnd = e.sndNxt.Add(seqnum.Size(max(room, 0)))
 		}
 	}
+	resending := e.sackOK && e.sndNxt.LessThan(e.sndMax) && !e.rec.active
+	if resending {
+		// Going back after a timeout: what the peer SACKed since is not
+		// in flight and is not sent again (RFC 6675 section 5.1).
+		wndEnd = min(wndEnd.Add(seqnum.Size(e.sb.sackedBelow(e.sndNxt))), e.sndUna.Add(e.sndWnd))
+	}
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
+		if resending {
+			if b, ok := e.sb.sackedAt(e.sndNxt); ok {
+				skip := e.sndNxt.Size(b.End)
+				e.sndNxt = b.End
+				wndEnd = min(wndEnd.Add(skip), e.sndUna.Add(e.sndWnd))
+				continue
+			}
+		}
 		data := e.sndNxt.Size(end)
 		n := min(data, e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))
+		if resending && e.sndNxt.LessThan(e.sndMax) {
+			n = min(n, e.sndNxt.Size(e.sb.nextSACKed(e.sndNxt, e.sndMax)))
+		}
 		if e.holdShort(n, n == data) {
 			break
 		}

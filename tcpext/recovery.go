@@ -20,8 +20,14 @@ type recovery struct {
 	active  bool
 	point   seqnum.Value // RecoveryPoint: SND.MAX when recovery began
 	dupAcks int
-	// highRxt is the end of the last hole retransmitted in this SACK
-	// recovery (HighRxt of RFC 6675).
+	// preLimited is SND.MAX at the first duplicate ACK, before limited
+	// transmit sent anything: RFC 5681 section 3.2 step 2 leaves what
+	// limited transmit sent out of the FlightSize that sets ssthresh.
+	preLimited seqnum.Value
+	// highRxt is the end of the last hole retransmitted (HighRxt of RFC
+	// 6675). It outlives the recovery that set it, so that a recovery
+	// entered while those retransmissions are still on their way does
+	// not send them again.
 	highRxt seqnum.Value
 	// partial is set once a partial ACK restarted the timer (RFC 6582 5).
 	partial bool
@@ -32,49 +38,109 @@ func (e *endpoint) now() time.Duration {
 	return e.monoNow().Sub(e.proto.epoch)
 }
 
-// isDupAck is the duplicate ACK of RFC 5681 section 2, also counting an ACK
-// that brings SACK information (RFC 6675 section 2). Behind a closed window
-// the repeated ACKs answer window probes, and say nothing of loss.
-func (e *endpoint) isDupAck(seg *Segment) bool {
+// smss is the sender maximum segment size of RFC 5681 section 2, the unit
+// of the congestion window: the MSS less the options every segment carries
+// (RFC 9293 section 3.7.1), so that cwnd is a whole number of the segments
+// actually sent and leaves no runt to send.
+func (e *endpoint) smss() int {
+	o := SegmentOptions{WindowScale: -1, Timestamps: e.tsOK}
+	return e.sndMSS - o.Len()
+}
+
+// isDupAck is the duplicate ACK of RFC 5681 section 2: the same ACK and
+// window, no data, while data is outstanding. When the ACK carries SACK
+// blocks, RFC 6675 section 2's definition holds instead: it must SACK
+// octets not SACKed before (newlySACKed), so a D-SACK or a repeated block
+// says nothing of loss. Behind a closed window the repeated ACKs answer
+// window probes, and say nothing of loss either.
+func (e *endpoint) isDupAck(seg *Segment, newlySACKed bool) bool {
 	if seg.Ack != e.sndUna || e.sndUna == e.sndMax || e.sndWnd == 0 || len(seg.Payload) > 0 ||
 		seg.Flags&(header.TCPFlagSyn|header.TCPFlagFin) != 0 {
 		return false
 	}
-	return seqnum.Size(seg.Window)<<e.sndWScale == e.sndWnd || (e.sackOK && seg.Options.NumSACK > 0)
+	if e.sackOK && seg.Options.NumSACK > 0 {
+		return newlySACKed
+	}
+	return seqnum.Size(seg.Window)<<e.sndWScale == e.sndWnd
 }
 
 // onDupAck counts a duplicate ACK and acts on it.
 func (e *endpoint) onDupAck() {
 	e.rec.dupAcks++
+	if e.rec.dupAcks == 1 && !e.rec.active {
+		e.rec.preLimited = e.sndMax
+	}
 	switch {
 	case e.rec.active:
 		if !e.sackOK {
 			// Each further duplicate means a segment left the network
 			// (RFC 6582 section 3.2 step 4).
-			e.cc.SetCwnd(e.cc.Cwnd() + e.sndMSS)
+			e.cc.SetCwnd(e.cc.Cwnd() + e.smss())
 		}
 	case e.rec.dupAcks < dupThresh:
 		// Limited transmit: new data is sent by sendPending's extra
-		// allowance below.
-	case !e.sndUna.LessThan(e.rec.point) || e.rec.point == 0:
+		// allowance below, unless the SACKs already show the first
+		// segment lost.
+		e.checkLoss()
+	case e.mayEnterRecovery():
 		e.enterRecovery()
 	}
 	e.sendRecovery()
 }
 
+// trail keeps RecoveryPoint and HighRxt from falling behind SND.UNA, so
+// that comparing sequence numbers with them stays meaningful however much
+// is sent after a recovery (sequence space wraps at 4 GiB).
+func (r *recovery) trail(una seqnum.Value) {
+	if !r.active && r.point.LessThan(una) {
+		r.point = una
+	}
+	if r.highRxt.LessThan(una) {
+		r.highRxt = una
+	}
+}
+
+// mayEnterRecovery is the condition of RFC 6582 section 3.2 step 2 and RFC
+// 6675 section 5: no earlier recovery, or the cumulative ACK has passed its
+// RecoveryPoint, so that one window of losses gets one response.
+func (e *endpoint) mayEnterRecovery() bool {
+	return !e.sndUna.LessThan(e.rec.point)
+}
+
+// checkLoss starts SACK recovery without waiting for the third duplicate
+// ACK when the scoreboard already shows the first unacknowledged segment
+// lost (RFC 6675 section 5, step 2 of the duplicate-ACK rules: IsLost
+// (HighACK + 1)). That happens when duplicate ACKs were themselves lost,
+// or when a cumulative ACK arrives with enough SACKed above it.
+func (e *endpoint) checkLoss() {
+	if e.sackOK && !e.rec.active && e.sndUna != e.sndMax && e.mayEnterRecovery() &&
+		e.sb.isLost(e.sndUna, e.smss()) {
+		e.enterRecovery()
+	}
+}
+
 // enterRecovery is fast retransmit (RFC 6582 section 3.2 step 2 / RFC 6675
 // section 5): one congestion response per window of data.
 func (e *endpoint) enterRecovery() {
-	flight := int(e.sndUna.Size(e.sndMax))
-	e.cc.OnLoss(flight, e.now())
-	e.rec = recovery{active: true, point: e.sndMax, dupAcks: e.rec.dupAcks, highRxt: e.sndUna}
+	high := e.sndMax
+	if e.rec.dupAcks > 0 {
+		high = e.rec.preLimited
+	}
+	e.cc.OnLoss(int(e.sndUna.Size(high)), e.now())
+	e.rec = recovery{active: true, point: e.sndMax, dupAcks: e.rec.dupAcks, highRxt: e.rec.highRxt}
 	e.counters.FastRetransmits++
 	e.proto.stats.FastRetransmits.Add(1)
-	e.rec.highRxt = e.retransmitAt(e.sndUna, e.sndMax)
 	if e.sackOK {
 		e.cc.SetCwnd(e.cc.Ssthresh())
+		// RFC 6675 section 5 step 4.3: the first segment presumed lost
+		// goes at once, unless an earlier recovery's retransmission of it
+		// is still on its way (sendRecovery then finds the next hole).
+		if !e.sndUna.LessThan(e.rec.highRxt) {
+			e.rec.highRxt = e.retransmitAt(e.sndUna, e.sndMax)
+		}
 	} else {
-		e.cc.SetCwnd(e.cc.Ssthresh() + dupThresh*e.sndMSS)
+		e.rec.highRxt = e.retransmitAt(e.sndUna, e.sndMax)
+		e.cc.SetCwnd(e.cc.Ssthresh() + dupThresh*e.smss())
 	}
 	e.recordCC("fast-retransmit")
 	e.restartRTO()
@@ -91,20 +157,16 @@ func (e *endpoint) onRecoveryAck(acked int) {
 		} else {
 			// Full ACK: deflate (RFC 6582 section 3.2 step 3, option 1).
 			flight := int(e.sndUna.Size(e.sndMax))
-			e.cc.SetCwnd(min(e.cc.Ssthresh(), max(flight, e.sndMSS)+e.sndMSS))
+			e.cc.SetCwnd(min(e.cc.Ssthresh(), max(flight, e.smss())+e.smss()))
 		}
-		e.rec = recovery{point: e.rec.point}
+		e.rec = recovery{point: e.rec.point, highRxt: e.rec.highRxt}
 		e.recordCC("recovery-exit")
 		return
 	}
 	// Partial ACK: the next hole is lost too.
-	if e.sackOK {
-		if e.rec.highRxt.LessThan(e.sndUna) {
-			e.rec.highRxt = e.sndUna
-		}
-	} else {
+	if !e.sackOK {
 		e.retransmitAt(e.sndUna, e.sndMax)
-		e.cc.SetCwnd(max(e.cc.Cwnd()-acked, 0) + e.sndMSS) // step 5
+		e.cc.SetCwnd(max(e.cc.Cwnd()-acked, 0) + e.smss()) // step 5
 	}
 	if !e.rec.partial {
 		e.rec.partial = true
@@ -114,15 +176,27 @@ func (e *endpoint) onRecoveryAck(acked int) {
 
 // sendRecovery retransmits SACK holes while the pipe allows (RFC 6675
 // section 5, NextSeg rule 1), then new data goes out through sendPending
-// (rule 2), which measures its window against the pipe too.
+// (rule 2), which measures its window against the pipe too. First, a
+// retransmission of the first hole that the SACKs show lost goes again:
+// RFC 6675 alone would leave it to the retransmission timer.
 func (e *endpoint) sendRecovery() {
-	if e.rec.active && e.sackOK {
-		for e.pipe() < e.cc.Cwnd() {
-			hole, ok := e.sb.nextHole(e.retransmitFrom())
-			if !ok {
-				break
+	if e.sackOK {
+		smss := e.smss()
+		if e.sndUna != e.sndMax && e.sb.retransmitLost(e.sndUna, smss) {
+			e.counters.LostRetransmits++
+			e.proto.stats.LostRetransmits.Add(1)
+			if end := e.retransmitAt(e.sndUna, e.sndMax); e.rec.highRxt.LessThan(end) {
+				e.rec.highRxt = end
 			}
-			e.rec.highRxt = e.retransmitAt(hole.Start, hole.End)
+		}
+		if e.rec.active {
+			for e.pipe() < e.cc.Cwnd() {
+				hole, ok := e.sb.nextHole(e.retransmitFrom())
+				if !ok {
+					break
+				}
+				e.rec.highRxt = e.retransmitAt(hole.Start, hole.End)
+			}
 		}
 	}
 	e.sendPending()
@@ -144,7 +218,7 @@ func (e *endpoint) retransmitFrom() seqnum.Value {
 // retransmission.
 func (e *endpoint) pipe() int {
 	flight := int(e.sndUna.Size(e.sndMax))
-	return flight - e.sb.sackedBytes() - e.sb.lostBytes(e.retransmitFrom(), e.sndMSS)
+	return flight - e.sb.sackedBytes() - e.sb.lostBytes(e.retransmitFrom(), e.smss())
 }
 
 // limitedTransmit is the extra window RFC 3042 grants on the first two
@@ -153,7 +227,7 @@ func (e *endpoint) limitedTransmit() int {
 	if e.rec.active || e.rec.dupAcks == 0 || e.rec.dupAcks >= dupThresh {
 		return 0
 	}
-	return e.rec.dupAcks * e.sndMSS
+	return e.rec.dupAcks * e.smss()
 }
 
 // retransmitAt resends one segment's worth from seq, no further than limit,
@@ -176,6 +250,9 @@ func (e *endpoint) retransmitAt(seq, limit seqnum.Value) seqnum.Value {
 		return seq
 	}
 	e.emit(flags, seq, int(n), nil)
+	if e.sackOK {
+		e.sb.markRetransmit(seq, e.sndMax)
+	}
 	e.counters.Retransmits++
 	e.proto.stats.Retransmits.Add(1)
 	e.rtt.sent(seq, seq.Add(l), true, e.monoNow())

@@ -170,25 +170,26 @@ func TestSACKRecoverySendsNewDataByPipe(t *testing.T) {
 	expectNew(10)
 	sacked(2)
 	expectNew(11)
-	// The third starts recovery: ssthresh = cwnd = 12000/2, and the pipe
+	// The third starts recovery: ssthresh = cwnd = 10000/2, the flight
+	// before limited transmit (RFC 5681 section 3.2 step 2), and the pipe
 	// (9000: twelve segments out, three SACKed) is above it.
 	sacked(3)
 	d.expectRetransmit(iss, 0)
 	d.expectNone()
-	// Each further SACKed segment lowers the pipe by 1000; below 6000 a
+	// Each further SACKed segment lowers the pipe by 1000; below 5000 a
 	// new segment goes out for each.
-	for i := 4; i <= 6; i++ {
+	for i := 4; i <= 7; i++ {
 		sacked(i)
 		d.expectNone()
 	}
-	for i := 7; i <= 9; i++ {
+	for i := 8; i <= 9; i++ {
 		sacked(i)
-		expectNew(i + 5)
+		expectNew(i + 4)
 	}
 	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: segAt(iss, 12), flags: ack, window: 65535})
 	tcb := d.proto.TCBs()[0]
-	if tcb.Recovery || tcb.Cwnd != 6000 || tcb.Ssthresh != 6000 {
-		t.Fatalf("after the full ACK: recovery=%v cwnd=%d ssthresh=%d, want out of recovery with cwnd = ssthresh = 6000", tcb.Recovery, tcb.Cwnd, tcb.Ssthresh)
+	if tcb.Recovery || tcb.Cwnd != 5000 || tcb.Ssthresh != 5000 {
+		t.Fatalf("after the full ACK: recovery=%v cwnd=%d ssthresh=%d, want out of recovery with cwnd = ssthresh = 5000", tcb.Recovery, tcb.Cwnd, tcb.Ssthresh)
 	}
 }
 

@@ -168,11 +168,12 @@ func (e *endpoint) onRTO() {
 			e.counters.Retransmits++
 			break
 		}
+		e.proto.stats.RetransmitTimeouts.Add(1)
 		e.cc.OnRTO(int(e.sndUna.Size(e.sndMax)), e.now())
 		e.recordCC("rto")
 		// RFC 6675 section 5.1: the scoreboard may be stale (the peer can
 		// renege), so everything from SND.UNA goes again.
-		e.rec = recovery{point: e.sndMax}
+		e.rec = recovery{point: e.sndMax, highRxt: e.sndUna}
 		e.sb = scoreboard{}
 		// Go back N: resend from SND.UNA as the loss window allows.
 		e.sndNxt = e.sndUna

@@ -74,14 +74,33 @@ func (e *endpoint) noteDuplicate(seg *Segment) {
 }
 
 // scoreboard is the sender's record of SACKed ranges above SND.UNA,
-// sorted and merged (RFC 6675 section 2).
+// sorted and merged (RFC 6675 section 2), and of the retransmissions still
+// awaiting their ACK.
 type scoreboard struct {
 	blocks []seqRange
+	// rxt marks the latest retransmissions, oldest first, each with
+	// SND.MAX when it was sent. Everything sent after a retransmission
+	// lies above that mark (new data goes out in sequence order), so data
+	// SACKed well above the mark shows the retransmission was lost: the
+	// sequence-ordered form of RACK's rule (RFC 8985 section 6.2).
+	rxt  [maxRxtMarks]rxtMark
+	nrxt uint8
 }
 
+// maxRxtMarks bounds the retransmissions watched for loss: the holes of
+// one window rarely number more. Those beyond it fall back to the
+// retransmission timer.
+const maxRxtMarks = 4
+
+// rxtMark is a retransmission from seq, sent when SND.MAX was high.
+type rxtMark struct{ seq, high seqnum.Value }
+
 // update adds the peer's SACK blocks, ignoring D-SACKs and anything at or
-// below SND.UNA or beyond what was sent.
-func (sb *scoreboard) update(o *SegmentOptions, una, max seqnum.Value) {
+// below SND.UNA or beyond what was sent. It reports whether they SACKed
+// octets the scoreboard did not hold (what makes an ACK a duplicate ACK
+// under RFC 6675 section 2).
+func (sb *scoreboard) update(o *SegmentOptions, una, max seqnum.Value) bool {
+	before := sb.sackedBytes()
 	for _, b := range o.SACK[:o.NumSACK] {
 		r := seqRange{seqnum.Value(b.Start), seqnum.Value(b.End)}
 		if !una.LessThan(r.End) || max.LessThan(r.End) || !r.Start.LessThan(r.End) {
@@ -92,33 +111,34 @@ func (sb *scoreboard) update(o *SegmentOptions, una, max seqnum.Value) {
 		}
 		sb.insert(r)
 	}
+	return sb.sackedBytes() != before
 }
 
+// insert merges r into the sorted blocks in place.
 func (sb *scoreboard) insert(r seqRange) {
-	out := sb.blocks[:0:0]
-	placed := false
-	for _, b := range sb.blocks {
-		switch {
-		case b.End.LessThan(r.Start):
-			out = append(out, b)
-		case r.End.LessThan(b.Start):
-			if !placed {
-				out, placed = append(out, r), true
-			}
-			out = append(out, b)
-		default: // overlap or adjacent: merge into r
-			if b.Start.LessThan(r.Start) {
-				r.Start = b.Start
-			}
-			if r.End.LessThan(b.End) {
-				r.End = b.End
-			}
+	i := 0
+	for i < len(sb.blocks) && sb.blocks[i].End.LessThan(r.Start) {
+		i++
+	}
+	j := i
+	for j < len(sb.blocks) && !r.End.LessThan(sb.blocks[j].Start) {
+		if sb.blocks[j].Start.LessThan(r.Start) {
+			r.Start = sb.blocks[j].Start
 		}
+		if r.End.LessThan(sb.blocks[j].End) {
+			r.End = sb.blocks[j].End
+		}
+		j++
 	}
-	if !placed {
-		out = append(out, r)
+	switch {
+	case j > i: // r absorbed blocks i..j-1
+		sb.blocks[i] = r
+		sb.blocks = append(sb.blocks[:i+1], sb.blocks[j:]...)
+	default:
+		sb.blocks = append(sb.blocks, seqRange{})
+		copy(sb.blocks[i+1:], sb.blocks[i:])
+		sb.blocks[i] = r
 	}
-	sb.blocks = out
 }
 
 // ack drops what the cumulative ACK now covers.
@@ -135,6 +155,14 @@ func (sb *scoreboard) ack(una seqnum.Value) {
 		i++
 	}
 	sb.blocks = sb.blocks[:i]
+	n := 0
+	for _, m := range sb.rxt[:sb.nrxt] {
+		if !m.seq.LessThan(una) {
+			sb.rxt[n] = m
+			n++
+		}
+	}
+	sb.nrxt = uint8(n)
 }
 
 // nextHole returns the first unSACKed range at or after from, below the
@@ -149,6 +177,51 @@ func (sb *scoreboard) nextHole(from seqnum.Value) (seqRange, bool) {
 		}
 	}
 	return seqRange{}, false
+}
+
+// sackedAt returns the SACKed block holding seq, if any.
+func (sb *scoreboard) sackedAt(seq seqnum.Value) (seqRange, bool) {
+	for _, b := range sb.blocks {
+		if b.contains(seq) {
+			return b, true
+		}
+	}
+	return seqRange{}, false
+}
+
+// nextSACKed is the start of the first SACKed block above seq, or limit.
+func (sb *scoreboard) nextSACKed(seq, limit seqnum.Value) seqnum.Value {
+	for _, b := range sb.blocks {
+		if seq.LessThan(b.Start) && b.Start.LessThan(limit) {
+			return b.Start
+		}
+	}
+	return limit
+}
+
+// isLost is RFC 6675's IsLost (section 4) for the octet at seq: more than
+// (DupThresh-1)*SMSS bytes SACKed above it.
+func (sb *scoreboard) isLost(seq seqnum.Value, smss int) bool {
+	return sb.sackedAbove(seq) > (dupThresh-1)*smss
+}
+
+// sackedAbove is how much is SACKed beyond seq.
+func (sb *scoreboard) sackedAbove(seq seqnum.Value) int {
+	n := 0
+	for _, b := range sb.blocks {
+		switch {
+		case seq.LessThan(b.Start):
+			n += int(b.Start.Size(b.End))
+		case seq.LessThan(b.End):
+			n += int(seq.Size(b.End))
+		}
+	}
+	return n
+}
+
+// sackedBelow is how much is SACKed before seq.
+func (sb *scoreboard) sackedBelow(seq seqnum.Value) int {
+	return sb.sackedBytes() - sb.sackedAbove(seq)
 }
 
 // lostBytes is how much of the holes at or after from is lost by RFC 6675's
@@ -177,4 +250,30 @@ func (sb *scoreboard) sackedBytes() int {
 		n += int(b.Start.Size(b.End))
 	}
 	return n
+}
+
+// markRetransmit notes a retransmission from seq, sent at SND.MAX high.
+func (sb *scoreboard) markRetransmit(seq, high seqnum.Value) {
+	for i := range sb.rxt[:sb.nrxt] {
+		if sb.rxt[i].seq == seq {
+			sb.rxt[i].high = high
+			return
+		}
+	}
+	if int(sb.nrxt) < len(sb.rxt) {
+		sb.rxt[sb.nrxt] = rxtMark{seq, high}
+		sb.nrxt++
+	}
+}
+
+// retransmitLost reports whether the retransmission from seq is lost:
+// more than (DupThresh-1)*SMSS bytes sent after it have been SACKed, as
+// IsLost judges an original transmission.
+func (sb *scoreboard) retransmitLost(seq seqnum.Value, smss int) bool {
+	for _, m := range sb.rxt[:sb.nrxt] {
+		if m.seq == seq {
+			return sb.isLost(m.high, smss)
+		}
+	}
+	return false
 }

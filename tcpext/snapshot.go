@@ -86,6 +86,7 @@ type Counters struct {
 	PAWSDropped     uint64 `json:"paws_dropped"`
 	WindowProbes    uint64 `json:"window_probes"`
 	FastRetransmits uint64 `json:"fast_retransmits"`
+	LostRetransmits uint64 `json:"lost_retransmits"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.

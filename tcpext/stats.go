@@ -26,6 +26,12 @@ type Stats struct {
 	OOWACKsSuppressed atomic.Uint64
 	ICMPErrors        atomic.Uint64
 	FastRetransmits   atomic.Uint64
+	// RetransmitTimeouts counts expiries of the retransmission timer on
+	// synchronized connections (not SYN retries, not window probes).
+	RetransmitTimeouts atomic.Uint64
+	// LostRetransmits counts retransmissions found lost by the SACKs of
+	// data sent after them, and sent again without waiting for the timer.
+	LostRetransmits atomic.Uint64
 	// Drops by reason, beyond checksum and malformed above.
 	DroppedUnacceptable atomic.Uint64 // failed the RFC 9293 3.10.7.4 test
 	DroppedPAWS         atomic.Uint64 // old timestamp (RFC 7323 5.3)
@@ -51,6 +57,8 @@ type StatsSnapshot struct {
 	OOWACKsSuppressed       uint64 `json:"oow_acks_suppressed"`
 	ICMPErrors              uint64 `json:"icmp_errors"`
 	FastRetransmits         uint64 `json:"fast_retransmits"`
+	RetransmitTimeouts      uint64 `json:"retransmit_timeouts"`
+	LostRetransmits         uint64 `json:"lost_retransmits"`
 	DroppedUnacceptable     uint64 `json:"dropped_unacceptable"`
 	DroppedPAWS             uint64 `json:"dropped_paws"`
 	DroppedOOOFull          uint64 `json:"dropped_ooo_full"`
@@ -75,6 +83,8 @@ func (s *Stats) snapshot() StatsSnapshot {
 		OOWACKsSuppressed:       s.OOWACKsSuppressed.Load(),
 		ICMPErrors:              s.ICMPErrors.Load(),
 		FastRetransmits:         s.FastRetransmits.Load(),
+		RetransmitTimeouts:      s.RetransmitTimeouts.Load(),
+		LostRetransmits:         s.LostRetransmits.Load(),
 		DroppedUnacceptable:     s.DroppedUnacceptable.Load(),
 		DroppedPAWS:             s.DroppedPAWS.Load(),
 		DroppedOOOFull:          s.DroppedOOOFull.Load(),
