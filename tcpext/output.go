@@ -244,14 +244,13 @@ func (e *endpoint) sendPending() {
 	if resending {
 		// Going back after a timeout: what the peer SACKed since is not
 		// in flight and is not sent again (RFC 6675 section 5.1).
-		wndEnd = min(wndEnd.Add(seqnum.Size(e.sb.sackedBelow(e.sndNxt))), e.sndUna.Add(e.sndWnd))
+		wndEnd = e.widenForSACKed(wndEnd, seqnum.Size(e.sb.sackedBelow(e.sndNxt)))
 	}
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
 		if resending {
 			if b, ok := e.sb.sackedAt(e.sndNxt); ok {
-				skip := e.sndNxt.Size(b.End)
+				wndEnd = e.widenForSACKed(wndEnd, e.sndNxt.Size(b.End))
 				e.sndNxt = b.End
-				wndEnd = min(wndEnd.Add(skip), e.sndUna.Add(e.sndWnd))
 				continue
 			}
 		}
@@ -288,6 +287,17 @@ func (e *endpoint) sendPending() {
 		// timer and sends a one-byte probe (RFC 9293 section 3.8.6.1).
 		e.armRTO()
 	}
+}
+
+// widenForSACKed moves the end of the congestion window on by n SACKed
+// bytes, which count against neither window's flight, up to the end of
+// the peer's window.
+func (e *endpoint) widenForSACKed(wndEnd seqnum.Value, n seqnum.Size) seqnum.Value {
+	wndEnd = wndEnd.Add(n)
+	if peerEnd := e.sndUna.Add(e.sndWnd); peerEnd.LessThan(wndEnd) {
+		return peerEnd
+	}
+	return wndEnd
 }
 
 // transmit sends a segment that occupies sequence space (data or FIN) and

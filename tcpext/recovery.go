@@ -101,8 +101,9 @@ func (r *recovery) trail(una seqnum.Value) {
 }
 
 // mayEnterRecovery is the condition of RFC 6582 section 3.2 step 2 and RFC
-// 6675 section 5: no earlier recovery, or the cumulative ACK has passed its
-// RecoveryPoint, so that one window of losses gets one response.
+// 6675 section 5: the cumulative ACK has reached the RecoveryPoint of the
+// last recovery or timeout, so that one window of losses gets one
+// response.
 func (e *endpoint) mayEnterRecovery() bool {
 	return !e.sndUna.LessThan(e.rec.point)
 }
@@ -174,9 +175,9 @@ func (e *endpoint) onRecoveryAck(acked int) {
 	}
 }
 
-// sendRecovery retransmits SACK holes while the pipe allows (RFC 6675
-// section 5, NextSeg rule 1), then new data goes out through sendPending
-// (rule 2), which measures its window against the pipe too. First, a
+// sendRecovery retransmits SACK holes deemed lost while the pipe allows
+// (RFC 6675 section 5, NextSeg rule 1), then new data goes out through
+// sendPending (rule 2), which measures its window against the pipe too. First, a
 // retransmission of the first hole that the SACKs show lost goes again:
 // RFC 6675 alone would leave it to the retransmission timer.
 func (e *endpoint) sendRecovery() {
@@ -195,11 +196,23 @@ func (e *endpoint) sendRecovery() {
 				if !ok {
 					break
 				}
+				if !e.sb.isLost(hole.Start, smss) && e.newDataAllowed() {
+					// NextSeg rule 3 retransmits a hole not yet deemed
+					// lost only when rule 2 has no new data to send; the
+					// holes above this one are not lost either.
+					break
+				}
 				e.rec.highRxt = e.retransmitAt(hole.Start, hole.End)
 			}
 		}
 	}
 	e.sendPending()
+}
+
+// newDataAllowed reports whether data never sent is waiting and the peer's
+// window has room for it (NextSeg rule 2).
+func (e *endpoint) newDataAllowed() bool {
+	return e.sndMax.LessThan(e.finSeq()) && e.sndMax.LessThan(e.sndUna.Add(e.sndWnd))
 }
 
 // retransmitFrom is where the holes not yet retransmitted in this recovery

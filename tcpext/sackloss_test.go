@@ -165,3 +165,50 @@ func TestCongestionWindowInSegmentsWithTimestamps(t *testing.T) {
 	}
 	d.expectNone()
 }
+
+// A recovery that ends while one of its retransmissions is still on the
+// way, and that the SACKs start again at once (the retransmitted segment
+// lies beyond the old RecoveryPoint, so its loss is a new congestion
+// event), does not send that segment a second time.
+func TestRecoveryReenteredKeepsRetransmissionInFlight(t *testing.T) {
+	d, ep, port, iss := recoveryConnEP(t, true)
+	write(t, ep, bytes.Repeat([]byte("n"), 20000)) // segments 10-29
+	sent := map[int]int{}
+	high := 9
+	note := func() {
+		for _, s := range d.drain(iss) {
+			sent[s]++
+			high = max(high, s)
+		}
+	}
+	// Segment 0 is lost: recovery, with limited transmit's 10 and 11
+	// before it, so the RecoveryPoint is segment 12.
+	for i := 1; i <= 9; i++ {
+		d.sackAck(port, iss, 0, [2]int{1, i + 1})
+		note()
+	}
+	if sent[0] != 1 || sent[12] != 1 {
+		t.Fatalf("segment 0 sent %d times, 12 %d times, want once each", sent[0], sent[12])
+	}
+	// Segment 12, the first sent in recovery, is lost too: the segments
+	// after it show it, and it is retransmitted within this recovery.
+	sacked := 12
+	for sacked < high && sent[12] < 2 {
+		sacked++
+		d.sackAck(port, iss, 0, [2]int{1, 12}, [2]int{13, sacked + 1})
+		note()
+	}
+	if sent[12] != 2 {
+		t.Fatalf("segment 12 sent %d times, want twice", sent[12])
+	}
+	// Segment 0's retransmission arrives, before anything sent after 12's
+	// retransmission: the recovery ends and a new one begins for segment
+	// 12, whose retransmission is on its way.
+	d.sackAck(port, iss, 12, [2]int{13, sacked + 1})
+	note()
+	tcb := d.proto.TCBs()[0]
+	if !tcb.Recovery || tcb.Counters.FastRetransmits != 2 || sent[12] != 2 {
+		t.Fatalf("recovery=%v fast_retransmits=%d, segment 12 sent %d times; want a second recovery that does not resend 12",
+			tcb.Recovery, tcb.Counters.FastRetransmits, sent[12])
+	}
+}

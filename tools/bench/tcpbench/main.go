@@ -24,8 +24,9 @@ import (
 	"github.com/synfin/synfin/tools/bench/inproc"
 )
 
-// measure runs one measurement of one implementation.
-type measure func(impl string) (float64, error)
+// measure runs one measurement of one implementation; run counts from 0,
+// and both implementations get the same run numbers.
+type measure func(impl string, run int) (float64, error)
 
 // row is one line of the table.
 type row struct {
@@ -57,7 +58,7 @@ func main() {
 		{
 			name: "connections per second (open, 1 byte each way, close)", unit: "conn/s",
 			higherBetter: true, target: "≥ 1.5×",
-			run: func(impl string) (float64, error) {
+			run: func(impl string, _ int) (float64, error) {
 				p, err := inproc.NewPair(impl, 1500)
 				if err != nil {
 					return 0, err
@@ -73,7 +74,7 @@ func main() {
 		{
 			name: fmt.Sprintf("heap per idle established connection, %d connections, both ends", *idle), unit: "B",
 			target: "≤ 0.5× (ratio ≥ 2×)",
-			run: func(impl string) (float64, error) {
+			run: func(impl string, _ int) (float64, error) {
 				p, err := inproc.NewPair(impl, 1500)
 				if err != nil {
 					return 0, err
@@ -110,9 +111,9 @@ func main() {
 	fmt.Printf("| benchmark | tcpext | gVisor TCP | ratio | target |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		var ours, theirs []float64
-		for range *runs {
+		for i := range *runs {
 			for _, impl := range []string{inproc.TCPExt, inproc.GVisor} {
-				v, err := r.run(impl)
+				v, err := r.run(impl, i)
 				if err != nil {
 					log.Fatalf("%s, %s: %v", r.name, impl, err)
 				}
@@ -162,7 +163,7 @@ func bulkRow(mtu uint32, mib int, cpu bool) row {
 	if cpu {
 		r.name, r.unit, r.higherBetter = fmt.Sprintf("CPU per GB, MTU %d", mtu), "s/GB", false
 	}
-	r.run = func(impl string) (float64, error) {
+	r.run = func(impl string, _ int) (float64, error) {
 		rate, cpuPerGB, err := bulk(impl, inproc.Options{MTU: mtu}, mib<<20)
 		if cpu {
 			return cpuPerGB, err
@@ -173,13 +174,17 @@ func bulkRow(mtu uint32, mib int, cpu bool) row {
 }
 
 // lossyRow is goodput on inproc.LossyLink with one congestion control on
-// both sides (gVisor's with SACK and RACK).
+// both sides (gVisor's with SACK and RACK). Each run seeds the link's
+// losses differently, the same for both implementations: one seed is one
+// loss pattern, on which tcpext's result repeats to the segment.
 func lossyRow(cc string, mib int) row {
 	return row{
 		name: "goodput at 1 % loss, 10 ms RTT, " + cc, unit: "MB/s",
 		higherBetter: true, target: "≥ 1.0×",
-		run: func(impl string) (float64, error) {
-			rate, _, err := bulk(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: inproc.LossyLink()}, mib<<20)
+		run: func(impl string, run int) (float64, error) {
+			link := inproc.LossyLink()
+			link.Seed += uint64(run)
+			rate, _, err := bulk(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: link}, mib<<20)
 			return rate, err
 		},
 	}
