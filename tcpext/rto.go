@@ -172,7 +172,8 @@ func (e *endpoint) onRTO() {
 		e.cc.OnRTO(int(e.sndUna.Size(e.sndMax)), e.now())
 		e.recordCC("rto")
 		// RFC 6675 section 5.1: the scoreboard may be stale (the peer can
-		// renege), so everything from SND.UNA goes again.
+		// renege), so it is dropped and the go-back from SND.UNA skips
+		// only what the peer SACKs after the timeout (sendPending).
 		e.rec = recovery{point: e.sndMax, highRxt: e.sndUna}
 		e.sb = scoreboard{}
 		// Go back N: resend from SND.UNA as the loss window allows.
