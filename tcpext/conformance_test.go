@@ -1321,9 +1321,9 @@ func icmpCases() []conformanceCase {
 			out(ack, 1001, 5001, dataLen(1460)),
 			out(ack|psh, 2461, 5001, dataLen(540)),
 			icmp(header.ICMPv4FragmentationNeeded, 1000, 1001),
-			tcbCheck("mss 960", func(info tcpext.TCBInfo) string {
-				if info.MSS != 960 {
-					return fmt.Sprintf("mss %d, want 960", info.MSS)
+			tcbCheck("mss 960, initial window still ten segments", func(info tcpext.TCBInfo) string {
+				if info.MSS != 960 || info.Cwnd != 10*960 {
+					return fmt.Sprintf("mss %d cwnd %d, want 960 and %d", info.MSS, info.Cwnd, 10*960)
 				}
 				return ""
 			}),

@@ -62,6 +62,7 @@ func (e *endpoint) lowerMSS(mss int) {
 		return
 	}
 	e.sndMSS = mss
+	e.cc.SetMSS(e.smss())
 	e.counters.PMTUUpdates++
 	if e.state.synchronized() && e.sndUna.LessThan(e.sndNxt) {
 		e.sndNxt = e.sndUna

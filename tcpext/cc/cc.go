@@ -31,6 +31,9 @@ type Controller interface {
 	// OnRTO is a retransmission timeout: ssthresh from the flight, cwnd to
 	// the loss window of one segment (RFC 5681 section 3.1).
 	OnRTO(flight int, now time.Duration)
+	// SetMSS changes the SMSS, when the path MTU falls: the windows keep
+	// their size in segments.
+	SetMSS(mss int)
 }
 
 // Factory makes a Controller for a connection with the given SMSS.
@@ -88,6 +91,21 @@ func (w *window) Ssthresh() int { return w.ssthresh }
 
 // SetCwnd implements Controller.
 func (w *window) SetCwnd(b int) { w.cwnd = max(b, w.mss) }
+
+// SetMSS implements Controller. A smaller MTU does not make the path
+// hold fewer packets, so the windows keep their count of segments (as
+// Linux's, which counts cwnd in packets, do) rather than their bytes,
+// which would leave a runt in every window and shrink it needlessly.
+func (w *window) SetMSS(mss int) {
+	if mss <= 0 || mss == w.mss {
+		return
+	}
+	w.cwnd = max(w.cwnd/w.mss, 1) * mss
+	if w.ssthresh != noThreshold {
+		w.ssthresh = max(w.ssthresh/w.mss, 2) * mss
+	}
+	w.mss = mss
+}
 
 // slowStart grows cwnd while it is below ssthresh, counting at most
 // L = 2*SMSS per ACK (RFC 3465 section 2.2), and reports whether it did.

@@ -48,6 +48,33 @@ func TestNewRenoSawtooth(t *testing.T) {
 	}
 }
 
+// A lower path MTU keeps both windows' count of segments, whatever the
+// algorithm, and the threshold's floor of two segments.
+func TestSetMSSKeepsSegments(t *testing.T) {
+	for _, name := range Names() {
+		c, _ := New(name, mss)
+		c.SetCwnd(15*mss + mss/2)
+		c.OnLoss(c.Cwnd(), 0)
+		wantSsthresh := c.Ssthresh() / mss * 600
+		c.SetCwnd(15*mss + mss/2)
+		c.SetMSS(600)
+		if c.Cwnd() != 15*600 || c.Ssthresh() != wantSsthresh {
+			t.Errorf("%s: cwnd %d ssthresh %d after the MSS fell to 600, want %d and %d", name, c.Cwnd(), c.Ssthresh(), 15*600, wantSsthresh)
+		}
+		c.SetCwnd(2 * 600)
+		c.OnLoss(2*600, 0)
+		c.SetMSS(500)
+		if c.Ssthresh() != 2*500 {
+			t.Errorf("%s: ssthresh %d after a loss at 2 segments and the MSS at 500, want the floor %d", name, c.Ssthresh(), 2*500)
+		}
+		fresh, _ := New(name, mss)
+		fresh.SetMSS(600)
+		if fresh.Cwnd() != 10*600 || fresh.Ssthresh() < 1<<20 {
+			t.Errorf("%s: initial cwnd %d ssthresh %d after the MSS fell, want 10 segments and no threshold", name, fresh.Cwnd(), fresh.Ssthresh())
+		}
+	}
+}
+
 func TestNewRenoFastRetransmitThreshold(t *testing.T) {
 	r := NewNewReno(mss)
 	r.OnLoss(3*mss, 0)
