@@ -64,6 +64,10 @@ type Options struct {
 	Impair *impair.Config
 	// NoRecorder turns tcpext's flight recorder off, to measure its cost.
 	NoRecorder bool
+	// AckEverySegment has tcpext acknowledge every segment at once
+	// (delayed ACK off), as gVisor's TCP does by default: the lossy rows
+	// then compare the two senders with alike receivers.
+	AckEverySegment bool
 }
 
 func transport(impl string, o Options) (stack.TransportProtocolFactory, error) {
@@ -73,6 +77,9 @@ func transport(impl string, o Options) (stack.TransportProtocolFactory, error) {
 		opts.DelayedACK = 40 * time.Millisecond // as the firmware runs it
 		if o.CongestionControl != "" {
 			opts.CongestionControl = o.CongestionControl
+		}
+		if o.AckEverySegment {
+			opts.DelayedACK = 0
 		}
 		if o.NoRecorder {
 			opts.RecorderEvents = -1
