@@ -43,17 +43,19 @@ test: deps image-deps fmt-check vet deps-check cross unit fuzz test-qemu-user te
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# fuzz runs each fuzz target, given as PACKAGE:TARGET, for FUZZTIME; go
-# test takes one -fuzz target per invocation. Minimizing a new corpus entry
-# may take up to 60 s by default, which would eat the whole budget, so it
-# is bounded too.
-FUZZTIME     ?= 15s
-FUZZ_TARGETS := tcpext:FuzzParseSegment tcpext:FuzzEndpoint mgmt:FuzzShell
+# fuzz runs each fuzz target, given as PACKAGE:TARGET:EXECS, for that
+# many executions (about 15 s each on the development machine); go test
+# takes one -fuzz target per invocation. The budget is a count, not a
+# duration: Go 1.26's fuzzing coordinator can report "context deadline
+# exceeded" as a failure when a -fuzztime duration runs out while a worker
+# is busy (go.dev/issue/75804, fixed in Go 1.27). Minimizing a new corpus
+# entry may take up to 60 s by default, so it is bounded too.
+FUZZ_TARGETS := tcpext:FuzzParseSegment:300000x tcpext:FuzzEndpoint:60000x mgmt:FuzzShell:250000x
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; f=$${t#*:}; \
-		echo ">> fuzz $$pkg $$f for $(FUZZTIME)"; \
-		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
+		pkg=$${t%%:*}; rest=$${t#*:}; f=$${rest%%:*}; n=$${rest#*:}; \
+		echo ">> fuzz $$pkg $$f, $${n%x} executions"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $$n -fuzzminimizetime 5s; \
 	done
 
 vet:
