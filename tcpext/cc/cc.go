@@ -93,9 +93,9 @@ func (w *window) Ssthresh() int { return w.ssthresh }
 func (w *window) SetCwnd(b int) { w.cwnd = max(b, w.mss) }
 
 // SetMSS implements Controller. A smaller MTU does not make the path
-// hold fewer packets, so the windows keep their count of segments (as
-// Linux's, which counts cwnd in packets, do) rather than their bytes,
-// which would leave a runt in every window and shrink it needlessly.
+// hold fewer packets, so the windows keep their count of segments, as
+// Linux's do (it counts cwnd in packets), rather than their bytes, which
+// would leave a runt in every window and shrink it needlessly.
 func (w *window) SetMSS(mss int) {
 	if mss <= 0 || mss == w.mss {
 		return

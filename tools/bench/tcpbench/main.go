@@ -92,6 +92,11 @@ func main() {
 		},
 	}
 
+	picked := slices.DeleteFunc(rows, func(r row) bool { return !pick.MatchString(r.name) })
+	if len(picked) == 0 && !pick.MatchString("recorder") {
+		log.Fatalf("-rows %q matches no row and not \"recorder\"", *only)
+	}
+
 	// The flight recorder's cost, tcpext against itself, measured before
 	// the rows: the idle-memory row leaves a large heap behind. The
 	// machine's speed drifts by more than the cost, so runs go in pairs,
@@ -119,10 +124,7 @@ func main() {
 	}
 
 	fmt.Printf("| benchmark | tcpext | gVisor TCP | ratio | target |\n|---|---|---|---|---|\n")
-	for _, r := range rows {
-		if !pick.MatchString(r.name) {
-			continue
-		}
+	for _, r := range picked {
 		var ours, theirs []float64
 		for i := range *runs {
 			for _, impl := range []string{inproc.TCPExt, inproc.GVisor} {
