@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 
@@ -132,14 +133,7 @@ func TestSegmentSplitAcrossViews(t *testing.T) {
 		next += uint32(len(payload))
 		want = append(want, payload...)
 	}
-	var got []byte
-	for len(got) < len(want) {
-		b, err := read(t, c)
-		if err != nil {
-			t.Fatalf("read after %d bytes: %v", len(got), err)
-		}
-		got = append(got, b...)
-	}
+	got := readBytes(t, c, len(want))
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes that differ from the %d sent", len(got), len(want))
 	}
@@ -164,15 +158,22 @@ func TestLargeSegmentsTrimmedAndKept(t *testing.T) {
 	send(0, 2000)
 	send(1000, 4000) // its first 1 000 bytes are duplicates
 	send(2500, 6000) // overlaps, and carries 2 000 new bytes
+	got := readBytes(t, c, len(stream))
+	if !bytes.Equal(got, stream) {
+		t.Fatalf("read %d bytes that differ from the stream", len(got))
+	}
+}
+
+// readBytes reads from c until it has at least n bytes.
+func readBytes(t *testing.T, c tcpip.Endpoint, n int) []byte {
+	t.Helper()
 	var got []byte
-	for len(got) < len(stream) {
+	for len(got) < n {
 		b, err := read(t, c)
 		if err != nil {
 			t.Fatalf("read after %d bytes: %v", len(got), err)
 		}
 		got = append(got, b...)
 	}
-	if !bytes.Equal(got, stream) {
-		t.Fatalf("read %d bytes that differ from the stream", len(got))
-	}
+	return got
 }
