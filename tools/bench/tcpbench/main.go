@@ -3,7 +3,8 @@
 // and 65 535, goodput on a lossy link for each congestion control,
 // connections per second, and heap per idle connection. Each row takes the
 // median of -runs runs, alternating the two implementations so that a
-// change in the machine's load falls on both.
+// change in the machine's load falls on both, and shows the spread of the
+// ratio between the two runs of each turn.
 //
 // A second table puts tcpext's flight recorder on against off.
 //
@@ -123,34 +124,27 @@ func main() {
 		overhead = append(overhead, pair[0]/pair[1]-1)
 	}
 
-	fmt.Printf("| benchmark | tcpext | gVisor TCP | ratio | target |\n|---|---|---|---|---|\n")
+	fmt.Printf("| benchmark | tcpext | gVisor TCP | ratio | paired runs | target |\n|---|---|---|---|---|---|\n")
 	for _, r := range picked {
-		var ours, theirs []float64
+		var ours, theirs, paired []float64
 		for i := range *runs {
-			for _, impl := range []string{inproc.TCPExt, inproc.GVisor} {
-				v, err := r.run(impl, i)
-				if err != nil {
+			var v [2]float64
+			for j, impl := range []string{inproc.TCPExt, inproc.GVisor} {
+				if v[j], err = r.run(impl, i); err != nil {
 					log.Fatalf("%s, %s: %v", r.name, impl, err)
 				}
-				if impl == inproc.TCPExt {
-					ours = append(ours, v)
-				} else {
-					theirs = append(theirs, v)
-				}
 			}
+			ours, theirs = append(ours, v[0]), append(theirs, v[1])
+			paired = append(paired, r.ratio(v[0], v[1]))
 		}
-		a, b := median(ours), median(theirs)
-		ratio := a / b
-		if !r.higherBetter {
-			ratio = b / a
-		}
-		fmt.Printf("| %s | %s %s | %s %s | %.2f× | %s |\n", r.name, format(a), r.unit, format(b), r.unit, ratio, r.target)
+		fmt.Printf("| %s | %s %s | %s %s | %.2f× | %.2f–%.2f× | %s |\n", r.name, format(median(ours)), r.unit, format(median(theirs)), r.unit,
+			r.ratio(median(ours), median(theirs)), slices.Min(paired), slices.Max(paired), r.target)
 	}
 	if recorderRuns > 0 {
 		fmt.Printf("\n| tcpext, CPU per GB at MTU 1500 | recorder on (256 events) | recorder off | overhead | target |\n|---|---|---|---|---|\n")
 		fmt.Printf("| bulk transfer | %s s/GB | %s s/GB | %+.1f %% | ≤ 5 %% |\n", format(median(on)), format(median(off)), 100*median(overhead))
 	}
-	fmt.Fprintf(os.Stderr, "ratios above 1 favour tcpext; medians of %d runs\n", *runs)
+	fmt.Fprintf(os.Stderr, "ratios above 1 favour tcpext; medians of %d runs; paired runs: the lowest and highest ratio of one run of each, back to back\n", *runs)
 }
 
 // bulk moves total bytes one way in 64 KiB writes over a pair made as
@@ -209,6 +203,15 @@ func lossyRow(cc string, mib int, ackEvery bool) row {
 			return rate, err
 		},
 	}
+}
+
+// ratio puts tcpext's figure against gVisor's so that above 1 favours
+// tcpext.
+func (r row) ratio(ours, theirs float64) float64 {
+	if r.higherBetter {
+		return ours / theirs
+	}
+	return theirs / ours
 }
 
 func median(v []float64) float64 {
