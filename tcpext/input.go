@@ -3,6 +3,7 @@ package tcpext
 import (
 	"sync"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
@@ -47,7 +48,8 @@ var payloadScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1<<16); re
 // copy a chunk the packet shares (a segment of a stack in the same process
 // shares its sender's send buffer). A payload split across views (a large
 // segment that spans two chunks of the sender's buffer) is copied into
-// pooled scratch memory, which release gives back.
+// pooled scratch memory, which release gives back; the packet's views
+// still hold it for the receive buffer (share).
 func (s *Segment) setPayload(pkt *stack.PacketBuffer, size int) {
 	views, _ := pkt.AsViewList()
 	if last := views.Back(); last != nil && last.Size() >= size {
@@ -70,16 +72,42 @@ func (s *Segment) setPayload(pkt *stack.PacketBuffer, size int) {
 		b = append(b, p[max(skip, 0):]...)
 		skip = 0
 	}
-	s.Payload = b
+	*s.scratch, s.Payload, s.split = b, b, pkt
+}
+
+// share returns p, all or part of the segment's payload, as references to
+// the received packet's memory, so that the application's read is the one
+// copy the data takes; or false if p is to be copied: when it is small
+// (it would pin a chunk much larger than itself) or the segment has no
+// packet behind it.
+func (s *Segment) share(p []byte) (buffer.Buffer, bool) {
+	switch {
+	case s == nil || len(p) < minSharedPayload:
+		return buffer.Buffer{}, false
+	case s.view != nil:
+		c := s.view.Clone()
+		// p is a slice of the view's bytes, so the difference in their
+		// capacities is p's offset in them.
+		c.TrimFront(cap(s.view.AsSlice()) - cap(p))
+		c.CapLength(len(p))
+		return buffer.MakeWithView(c), true
+	case s.split != nil:
+		// Likewise p is a slice of the scratch copy of the packet's data.
+		b := s.split.Data().ToBuffer()
+		b.TrimFront(int64(cap(*s.scratch) - cap(p)))
+		b.Truncate(int64(len(p)))
+		return b, true
+	}
+	return buffer.Buffer{}, false
 }
 
 // release gives back the scratch memory of a split payload, once the
 // segment has been handled.
 func (s *Segment) release() {
 	if s.scratch != nil {
-		*s.scratch = s.Payload[:0]
+		*s.scratch = (*s.scratch)[:0]
 		payloadScratch.Put(s.scratch)
-		s.scratch, s.Payload = nil, nil
+		s.scratch, s.Payload, s.split = nil, nil, nil
 	}
 }
 
@@ -382,7 +410,7 @@ func (e *endpoint) processText(seg *Segment) {
 		e.sendACK()
 		return
 	}
-	if n := e.deliver(seg.Payload, seg.view); n < len(seg.Payload) {
+	if n := e.deliver(seg.Payload, seg); n < len(seg.Payload) {
 		fin = false
 	}
 	gap := len(e.ooo) > 0

@@ -68,19 +68,13 @@ func (e *endpoint) drainOutOfOrder() (fin bool) {
 const minSharedPayload = 1024
 
 // deliver appends in-order data to the receive buffer and advances RCV.NXT.
-// It returns how much fitted. If v, the packet's view, holds p, a large p
-// is kept by reference to v's memory: the application's read is then the
-// one copy the data takes.
-func (e *endpoint) deliver(p []byte, v *buffer.View) int {
+// It returns how much fitted. p is part of seg's payload, or of held data
+// when seg is nil; a large p is kept by reference to the packet's memory
+// (Segment.share).
+func (e *endpoint) deliver(p []byte, seg *Segment) int {
 	n := min(len(p), e.rcvBufMax-e.rcvQueued())
 	if !e.rcvShut && n > 0 {
-		if v != nil && n >= minSharedPayload {
-			c := v.Clone()
-			// p is a slice of v's bytes, so the difference in their
-			// capacities is p's offset in them.
-			c.TrimFront(cap(v.AsSlice()) - cap(p))
-			c.CapLength(n)
-			b := buffer.MakeWithView(c)
+		if b, ok := seg.share(p[:n]); ok {
 			e.rcvBuf.Merge(&b)
 		} else {
 			e.rcvBuf.Append(buffer.NewViewWithData(p[:n]))

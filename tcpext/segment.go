@@ -8,6 +8,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // Segment is a decoded TCP header (RFC 9293 section 3.1) and its payload.
@@ -23,10 +24,12 @@ type Segment struct {
 	// from the send buffer rather than Payload (output.go).
 	sent int
 	// view, if set, is the received packet's view that holds Payload;
-	// scratch, if set, is pooled memory that does (input.go). Both are
+	// scratch, if set, is pooled memory that holds a copy of the payload
+	// split across the views of the packet split (input.go). All are
 	// valid only while the segment is handled.
 	view    *buffer.View
 	scratch *[]byte
+	split   *stack.PacketBuffer
 }
 
 // payloadLen is the length of the segment's payload, received or sent.

@@ -3,6 +3,7 @@ package tcpext_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -142,25 +143,39 @@ func TestSegmentSplitAcrossViews(t *testing.T) {
 	}
 }
 
-// Large payloads are kept in the packet's memory: segments that overlap
-// data already received are trimmed on the way in, and what the
-// application reads is exactly the stream.
+// Large payloads are kept in the packet's memory, whether the packet is one
+// view or split in two (as a segment spanning two chunks of a sender's
+// buffer is): segments that overlap data already received are trimmed on
+// the way in, and what the application reads is exactly the stream.
 func TestLargeSegmentsTrimmedAndKept(t *testing.T) {
-	d := newDUT(t, testOptions())
-	c, iss := d.accept(7, 1000)
-	stream := make([]byte, 6000)
-	for i := range stream {
-		stream[i] = byte(i * 7)
-	}
-	send := func(from, to int) {
-		d.inject(seg{srcPort: 40000, dstPort: 7, seq: 1001 + uint32(from), ack: iss + 1, flags: ack, window: 65535, payload: stream[from:to]})
-	}
-	send(0, 2000)
-	send(1000, 4000) // its first 1 000 bytes are duplicates
-	send(2500, 6000) // overlaps, and carries 2 000 new bytes
-	got := readBytes(t, c, len(stream))
-	if !bytes.Equal(got, stream) {
-		t.Fatalf("read %d bytes that differ from the stream", len(got))
+	// split is where the IP packet is cut in two, counted from its start
+	// (40 bytes of IP and TCP header): 0 leaves it whole; 340 cuts every
+	// payload inside the duplicate part trimmed off the next two
+	// segments, 1540 past it.
+	for _, split := range []int{0, 340, 1540} {
+		t.Run(fmt.Sprintf("split=%d", split), func(t *testing.T) {
+			d := newDUT(t, testOptions())
+			c, iss := d.accept(7, 1000)
+			stream := make([]byte, 6000)
+			for i := range stream {
+				stream[i] = byte(i * 7)
+			}
+			send := func(from, to int) {
+				s := seg{srcPort: 40000, dstPort: 7, seq: 1001 + uint32(from), ack: iss + 1, flags: ack, window: 65535, payload: stream[from:to]}
+				if split == 0 {
+					d.inject(s)
+					return
+				}
+				d.injectIP(ipPacket(encodeSegment(s), false), split)
+			}
+			send(0, 2000)
+			send(1000, 4000) // its first 1 000 bytes are duplicates
+			send(2500, 6000) // overlaps, and carries 2 000 new bytes
+			got := readBytes(t, c, len(stream))
+			if !bytes.Equal(got, stream) {
+				t.Fatalf("read %d bytes that differ from the stream", len(got))
+			}
+		})
 	}
 }
 
