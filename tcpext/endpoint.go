@@ -123,8 +123,11 @@ type endpoint struct {
 	lastOOWACK tcpip.MonotonicTime
 	rcvShut    bool // the application shut down reading
 	closed     bool // the application called Close
-	hardError  tcpip.Error
-	lastError  tcpip.Error
+	// finRcvd: the peer's FIN arrived. Reads end in end of file from
+	// then on, also once TIME-WAIT is over and the TCB is closed.
+	finRcvd   bool
+	hardError tcpip.Error
+	lastError tcpip.Error
 
 	rtt rttEstimator
 	cc  cc.Controller
@@ -289,6 +292,8 @@ func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, 
 			return tcpip.ReadResult{}, &tcpip.ErrClosedForReceive{}
 		case e.hardError != nil:
 			return tcpip.ReadResult{}, e.hardError
+		case e.finRcvd:
+			return tcpip.ReadResult{}, &tcpip.ErrClosedForReceive{}
 		case e.state == StateClosed:
 			return tcpip.ReadResult{}, &tcpip.ErrNotConnected{}
 		}

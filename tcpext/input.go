@@ -431,6 +431,7 @@ func (e *endpoint) processText(seg *Segment) {
 // and moves us along the closing arrows.
 func (e *endpoint) processFIN() {
 	e.rcvNxt = e.rcvNxt.Add(1)
+	e.finRcvd = true
 	e.events |= waiter.ReadableEvents
 	switch e.state {
 	case StateSynReceived, StateEstablished:

@@ -217,6 +217,42 @@ func TestActiveOpenAndCloseThroughTimeWait(t *testing.T) {
 	d.expectNone()
 }
 
+// An application that half-closed and reads slowly still finds the
+// peer's data and then end of file after TIME-WAIT has ended and the TCB
+// is gone: a FIN received ends the stream for good, as on Linux, rather
+// than turning into "not connected".
+func TestReadAfterTimeWaitEndsInEOF(t *testing.T) {
+	opts := testOptions()
+	d := newDUT(t, opts)
+	const peerISN = 6000
+	ep, port, iss := d.connect(peerISN)
+
+	if err := ep.Shutdown(tcpip.ShutdownWrite); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	d.expect(finAck, uint64(iss+1), peerISN+1)
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 1, ack: iss + 2, flags: ack, window: 65535, payload: []byte("last words")})
+	d.expect(ack, uint64(iss+2), peerISN+11)
+	d.inject(seg{srcPort: 80, dstPort: port, seq: peerISN + 11, ack: iss + 2, flags: finAck, window: 65535})
+	d.expect(ack, uint64(iss+2), peerISN+12)
+	d.clock.Advance(2 * opts.MSL)
+	if got := d.state(port, 80); got != "" {
+		t.Fatalf("after 2*MSL: state %q, want the TCB gone", got)
+	}
+
+	var buf bytes.Buffer
+	if _, err := ep.Read(&buf, tcpip.ReadOptions{}); err != nil || buf.String() != "last words" {
+		t.Fatalf("Read = %q, %v; want the peer's data", buf.String(), err)
+	}
+	for range 2 {
+		if _, err := ep.Read(&buf, tcpip.ReadOptions{}); err == nil {
+			t.Fatal("Read after the data succeeded, want ErrClosedForReceive (EOF)")
+		} else if _, ok := err.(*tcpip.ErrClosedForReceive); !ok {
+			t.Fatalf("Read after the data: %v, want ErrClosedForReceive (EOF)", err)
+		}
+	}
+}
+
 // Simultaneous close: both FINs cross, CLOSING, then TIME-WAIT.
 func TestSimultaneousClose(t *testing.T) {
 	d := newDUT(t, testOptions())
