@@ -123,8 +123,8 @@ type endpoint struct {
 	lastOOWACK tcpip.MonotonicTime
 	rcvShut    bool // the application shut down reading
 	closed     bool // the application called Close
-	// finRcvd: the peer's FIN arrived. Reads end in end of file from
-	// then on, also once TIME-WAIT is over and the TCB is closed.
+	// finRcvd: the peer's FIN arrived, so reads end in end of file,
+	// also once TIME-WAIT is over and the TCB is closed.
 	finRcvd   bool
 	hardError tcpip.Error
 	lastError tcpip.Error
@@ -288,12 +288,10 @@ func (e *endpoint) Read(w io.Writer, opts tcpip.ReadOptions) (tcpip.ReadResult, 
 		switch {
 		case e.state == StateListen:
 			return tcpip.ReadResult{}, &tcpip.ErrInvalidEndpointState{}
-		case e.state.finReceived() || e.rcvShut:
+		case e.rcvShut || e.finRcvd && e.hardError == nil:
 			return tcpip.ReadResult{}, &tcpip.ErrClosedForReceive{}
 		case e.hardError != nil:
 			return tcpip.ReadResult{}, e.hardError
-		case e.finRcvd:
-			return tcpip.ReadResult{}, &tcpip.ErrClosedForReceive{}
 		case e.state == StateClosed:
 			return tcpip.ReadResult{}, &tcpip.ErrNotConnected{}
 		}
