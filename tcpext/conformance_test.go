@@ -819,6 +819,18 @@ func resetCases() []conformanceCase {
 			sendErr(&tcpip.ErrConnectionReset{}),
 		},
 	}, {
+		name: "a RST after the peer's FIN is reported, not hidden by the end of file",
+		rule: "RFC 9293 3.10.7.4: a RST in CLOSE-WAIT closes the connection and outstanding RECEIVEs get \"reset\" responses",
+		script: []step{
+			activeOpen(),
+			in(finAck, 5001, 1001),
+			out(ack, 1001, 5002),
+			stateIs("CLOSE-WAIT"),
+			in(rst, 5002, 0),
+			stateIs(""),
+			recvErr(&tcpip.ErrConnectionReset{}),
+		},
+	}, {
 		name: "RFC 5961: in-window RST that is not exact gets a challenge ACK",
 		rule: "RFC 5961 3.2: RCV.NXT < SEG.SEQ < RCV.NXT+RCV.WND → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT>, no reset",
 		script: []step{
