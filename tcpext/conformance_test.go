@@ -831,6 +831,25 @@ func resetCases() []conformanceCase {
 			recvErr(&tcpip.ErrConnectionReset{}),
 		},
 	}, {
+		// gVisor's TCP moves on from FIN-WAIT-1 only on an in-order ACK
+		// (its rcv.go), though its sender takes the acknowledgement at
+		// once: after this reordering it takes the FIN for a simultaneous
+		// close and waits in CLOSING with nothing left to time, which
+		// would explain the integrity test in which it once stopped there.
+		name: "an ACK of our FIN that overtakes the peer's FIN still ends FIN-WAIT-1",
+		rule: "RFC 9293 3.10.7.4: a segment beyond RCV.NXT but in the window is acceptable, and its ACK field is processed: FIN-WAIT-1 → FIN-WAIT-2, then the FIN → TIME-WAIT",
+		script: []step{
+			activeOpen(),
+			closeApp(),
+			out(finAck, 1001, 5001),
+			stateIs("FIN-WAIT-1"),
+			in(ack, 5002, 1002),
+			stateIs("FIN-WAIT-2"),
+			in(finAck, 5001, 1001),
+			out(ack, 1002, 5002),
+			stateIs("TIME-WAIT"),
+		},
+	}, {
 		name: "RFC 5961: in-window RST that is not exact gets a challenge ACK",
 		rule: "RFC 5961 3.2: RCV.NXT < SEG.SEQ < RCV.NXT+RCV.WND → challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT>, no reset",
 		script: []step{
