@@ -831,11 +831,8 @@ func resetCases() []conformanceCase {
 			recvErr(&tcpip.ErrConnectionReset{}),
 		},
 	}, {
-		// gVisor's TCP moves on from FIN-WAIT-1 only on an in-order ACK
-		// (its rcv.go), though its sender takes the acknowledgement at
-		// once: after this reordering it takes the FIN for a simultaneous
-		// close and waits in CLOSING with nothing left to time, which
-		// would explain the integrity test in which it once stopped there.
+		// gVisor's TCP gets this wrong and stays in CLOSING for good
+		// (refStuckInClosing, impairwire_test.go).
 		name: "an ACK of our FIN that overtakes the peer's FIN still ends FIN-WAIT-1",
 		rule: "RFC 9293 3.10.7.4: a segment beyond RCV.NXT but in the window is acceptable, and its ACK field is processed: FIN-WAIT-1 → FIN-WAIT-2, then the FIN → TIME-WAIT",
 		script: []step{
