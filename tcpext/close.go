@@ -86,6 +86,7 @@ func (e *endpoint) cleanup() {
 	e.stopFinWait2()
 	e.stopKeepalive()
 	e.delackTimer.stop()
+	e.tlp.timer.stop()
 	if e.inDemux {
 		e.proto.unregister(e)
 	}

@@ -34,6 +34,7 @@ type endpoint struct {
 	wq       *waiter.Queue
 	ops      tcpip.SocketOptions
 	netProto tcpip.NetworkProtocolNumber
+	nicID    tcpip.NICID
 	id       uint64
 	// stateA mirrors state for readers that must not take mu (port
 	// conflict checks, the TCB table).
@@ -47,8 +48,6 @@ type endpoint struct {
 	// decides where a RST takes it (RFC 9293 section 3.10.7.4).
 	passiveOpen bool
 	tid         stack.TransportEndpointID
-	nicID       tcpip.NICID
-	shortEnd    seqnum.Value // end of the last short segment (Nagle)
 	route       *stack.Route
 
 	// lq is the listener side, allocated by Listen.
@@ -66,8 +65,9 @@ type endpoint struct {
 	sndWL2 seqnum.Value
 	// sndMax is the highest sequence number ever sent: after a go-back-N
 	// rewind, sndNxt is below it and ACKs up to it stay acceptable.
-	sndMax seqnum.Value
-	sndMSS int // effective MSS for our segments
+	sndMax   seqnum.Value
+	shortEnd seqnum.Value // end of the last short segment (Nagle)
+	sndMSS   int          // effective MSS for our segments
 
 	// Receive sequence variables.
 	irs    seqnum.Value
@@ -132,6 +132,7 @@ type endpoint struct {
 	rtt rttEstimator
 	cc  cc.Controller
 	rec recovery
+	tlp lossProbe
 	// ccName is the congestion control chosen for this connection.
 	ccName string
 	ka     keepalive

@@ -303,6 +303,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		}
 		newlySACKed = e.sb.update(&seg.Options, una, e.sndMax)
 	}
+	e.onProbeAck(seg)
 	if e.isDupAck(seg, newlySACKed) {
 		e.onDupAck()
 	}
@@ -342,6 +343,7 @@ func (e *endpoint) processACK(seg *Segment) bool {
 		} else {
 			e.restartRTO()
 		}
+		e.schedulePTO()
 		if e.sendSpace() {
 			e.events |= waiter.WritableEvents
 		}

@@ -246,6 +246,7 @@ func (e *endpoint) sendPending() {
 		// in flight and is not sent again (RFC 6675 section 5.1).
 		wndEnd = e.widenForSACKed(wndEnd, seqnum.Size(e.sb.sackedBelow(e.sndNxt)))
 	}
+	sentNew := false
 	for e.sndNxt.LessThan(end) && e.sndNxt.LessThan(wndEnd) {
 		if resending {
 			if b, ok := e.sb.sackedAt(e.sndNxt); ok {
@@ -269,9 +270,11 @@ func (e *endpoint) sendPending() {
 		if int(n) < e.maxPayload() {
 			e.sentShort(e.sndNxt.Add(n))
 		}
+		sentNew = sentNew || e.sndNxt == e.sndMax
 		e.transmit(flags, e.sndNxt, int(n))
 	}
 	if e.finQueued && e.sndNxt == end {
+		sentNew = sentNew || e.sndNxt == e.sndMax
 		e.transmit(header.TCPFlagAck|header.TCPFlagFin, e.sndNxt, 0)
 	}
 	if e.sndNxt.LessThan(end) && wndEnd.LessThan(e.sndNxt.Add(seqnum.Size(e.maxPayload()))) && cwnd <= e.sndWnd {
@@ -282,6 +285,9 @@ func (e *endpoint) sendPending() {
 	}
 	if e.sndUna.LessThan(e.sndNxt) {
 		e.armRTO()
+		if sentNew {
+			e.schedulePTO()
+		}
 	} else if e.sndNxt.LessThan(end) && e.sndWnd == 0 {
 		// Zero window with data waiting: the timer doubles as the persist
 		// timer and sends a one-byte probe (RFC 9293 section 3.8.6.1).

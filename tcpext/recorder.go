@@ -51,7 +51,7 @@ type Event struct {
 	// Seg is the segment of a seg_in or seg_out event.
 	Seg *SegEvent `json:"seg,omitempty"`
 	// Timer names the timer that expired: retransmit, persist,
-	// delayed-ack, keepalive, time-wait or fin-wait-2.
+	// delayed-ack, keepalive, time-wait, fin-wait-2 or tail-loss-probe.
 	Timer string `json:"timer,omitempty"`
 	// From and To are the states of a state event.
 	From string `json:"from,omitempty"`

@@ -131,6 +131,7 @@ func (e *endpoint) enterRecovery() {
 	e.rec = recovery{active: true, point: e.sndMax, dupAcks: e.rec.dupAcks, highRxt: e.rec.highRxt}
 	e.counters.FastRetransmits++
 	e.proto.stats.FastRetransmits.Add(1)
+	e.endProbe()
 	if e.sackOK {
 		e.cc.SetCwnd(e.cc.Ssthresh())
 		// RFC 6675 section 5 step 4.3: the first segment presumed lost

@@ -176,6 +176,7 @@ func (e *endpoint) onRTO() {
 		// only what the peer SACKs after the timeout (sendPending).
 		e.rec = recovery{point: e.sndMax, highRxt: e.sndUna}
 		e.sb = scoreboard{}
+		e.endProbe()
 		// Go back N: resend from SND.UNA as the loss window allows.
 		e.sndNxt = e.sndUna
 		e.sendPending()

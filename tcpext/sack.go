@@ -85,6 +85,11 @@ type scoreboard struct {
 	// sequence-ordered form of RACK's rule (RFC 8985 section 6.2).
 	rxt  [maxRxtMarks]rxtMark
 	nrxt uint8
+	// lostBelow: the holes below lostTo are lost, whatever DupThresh
+	// says, as RACK found them once a segment sent after them was SACKed
+	// (tlp.go).
+	lostBelow bool
+	lostTo    seqnum.Value
 }
 
 // maxRxtMarks bounds the retransmissions watched for loss: the holes of
@@ -163,6 +168,16 @@ func (sb *scoreboard) ack(una seqnum.Value) {
 		}
 	}
 	sb.nrxt = uint8(n)
+	if sb.lostBelow && !una.LessThan(sb.lostTo) {
+		sb.lostBelow = false
+	}
+}
+
+// markLost deems every hole below seq lost.
+func (sb *scoreboard) markLost(seq seqnum.Value) {
+	if !sb.lostBelow || sb.lostTo.LessThan(seq) {
+		sb.lostBelow, sb.lostTo = true, seq
+	}
 }
 
 // nextHole returns the first unSACKed range at or after from, below the
@@ -200,9 +215,9 @@ func (sb *scoreboard) nextSACKed(seq, limit seqnum.Value) seqnum.Value {
 }
 
 // isLost is RFC 6675's IsLost (section 4) for the octet at seq: more than
-// (DupThresh-1)*SMSS bytes SACKed above it.
+// (DupThresh-1)*SMSS bytes SACKed above it; or RACK found it lost.
 func (sb *scoreboard) isLost(seq seqnum.Value, smss int) bool {
-	return sb.sackedAbove(seq) > (dupThresh-1)*smss
+	return sb.lostBelow && seq.LessThan(sb.lostTo) || sb.sackedAbove(seq) > (dupThresh-1)*smss
 }
 
 // sackedAbove is how much is SACKed beyond seq.
@@ -224,9 +239,9 @@ func (sb *scoreboard) sackedBelow(seq seqnum.Value) int {
 	return sb.sackedBytes() - sb.sackedAbove(seq)
 }
 
-// lostBytes is how much of the holes at or after from is lost by RFC 6675's
-// IsLost (section 4): a hole with more than (DupThresh-1)*SMSS bytes SACKed
-// above it.
+// lostBytes is how much of the holes at or after from is lost by isLost: a
+// hole with more than (DupThresh-1)*SMSS bytes SACKed above it (RFC 6675
+// section 4), or the part of one below RACK's mark.
 func (sb *scoreboard) lostBytes(from seqnum.Value, smss int) int {
 	lost, above := 0, 0
 	for i := len(sb.blocks) - 1; i >= 0; i-- {
@@ -236,8 +251,16 @@ func (sb *scoreboard) lostBytes(from seqnum.Value, smss int) int {
 		if i > 0 && start.LessThan(sb.blocks[i-1].End) {
 			start = sb.blocks[i-1].End
 		}
-		if start.LessThan(b.Start) && above > (dupThresh-1)*smss {
+		switch {
+		case !start.LessThan(b.Start):
+		case above > (dupThresh-1)*smss:
 			lost += int(start.Size(b.Start))
+		case sb.lostBelow && start.LessThan(sb.lostTo):
+			end := b.Start
+			if sb.lostTo.LessThan(end) {
+				end = sb.lostTo
+			}
+			lost += int(start.Size(end))
 		}
 	}
 	return lost

@@ -122,15 +122,20 @@ func TestLostRetransmissionResentWithoutTimeout(t *testing.T) {
 // sent again: the go-back-N resends only the holes (RFC 6675 section 5.1).
 func TestGoBackAfterTimeoutSkipsSACKed(t *testing.T) {
 	d, port, iss := recoveryConn(t, true)
-	d.clock.Advance(time.Duration(d.proto.TCBs()[0].RTOms) * time.Millisecond)
+	rto := time.Duration(d.proto.TCBs()[0].RTOms) * time.Millisecond
+	d.clock.Advance(rto)
+	d.expectRetransmit(iss, 9) // the tail loss probe, which is lost too
+	d.expectNone()
+	d.clock.Advance(rto)
 	d.expectRetransmit(iss, 0)
 	d.expectNone()
 	// Segment 0's retransmission arrives; the peer holds 2-9, not 1.
 	d.sackAck(port, iss, 1, [2]int{2, 10})
 	d.expectRetransmit(iss, 1)
 	d.expectNone()
-	if st := d.proto.Stats(); st.RetransmitTimeouts != 1 || st.Retransmits != 2 {
-		t.Fatalf("retransmit_timeouts=%d retransmits=%d, want 1 and 2", st.RetransmitTimeouts, st.Retransmits)
+	if st := d.proto.Stats(); st.RetransmitTimeouts != 1 || st.Retransmits != 3 || st.LossProbes != 1 {
+		t.Fatalf("retransmit_timeouts=%d retransmits=%d loss_probes=%d, want 1, 3 and 1",
+			st.RetransmitTimeouts, st.Retransmits, st.LossProbes)
 	}
 }
 

@@ -87,6 +87,7 @@ type Counters struct {
 	WindowProbes    uint64 `json:"window_probes"`
 	FastRetransmits uint64 `json:"fast_retransmits"`
 	LostRetransmits uint64 `json:"lost_retransmits"`
+	LossProbes      uint64 `json:"loss_probes"`
 }
 
 // HistoryItem is one recorded state transition of a TCB.
@@ -179,7 +180,7 @@ func (e *endpoint) snapshotLocked() TCBInfo {
 	for _, t := range []struct {
 		name     string
 		deadline tcpip.MonotonicTime
-	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}, {"delayed-ack", e.delackTimer.deadline}} {
+	}{{"retransmit", e.rtoTimer.deadline}, {"time-wait", e.timeWaitTimer.deadline}, {"fin-wait-2", e.finWait2Timer.deadline}, {"keepalive", e.ka.timer.deadline}, {"delayed-ack", e.delackTimer.deadline}, {"tail-loss-probe", e.tlp.timer.deadline}} {
 		if t.deadline != (tcpip.MonotonicTime{}) {
 			info.Timers = append(info.Timers, TimerInfo{Name: t.name, RemainingMS: t.deadline.Sub(mono).Milliseconds()})
 		}

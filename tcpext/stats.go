@@ -32,6 +32,8 @@ type Stats struct {
 	// LostRetransmits counts retransmissions found lost by the SACKs of
 	// data sent after them, and sent again without waiting for the timer.
 	LostRetransmits atomic.Uint64
+	// LossProbes counts tail loss probes sent (RFC 8985 section 7).
+	LossProbes atomic.Uint64
 	// Drops by reason, beyond checksum and malformed above.
 	DroppedUnacceptable atomic.Uint64 // failed the RFC 9293 3.10.7.4 test
 	DroppedPAWS         atomic.Uint64 // old timestamp (RFC 7323 5.3)
@@ -59,6 +61,7 @@ type StatsSnapshot struct {
 	FastRetransmits         uint64 `json:"fast_retransmits"`
 	RetransmitTimeouts      uint64 `json:"retransmit_timeouts"`
 	LostRetransmits         uint64 `json:"lost_retransmits"`
+	LossProbes              uint64 `json:"loss_probes"`
 	DroppedUnacceptable     uint64 `json:"dropped_unacceptable"`
 	DroppedPAWS             uint64 `json:"dropped_paws"`
 	DroppedOOOFull          uint64 `json:"dropped_ooo_full"`
@@ -85,6 +88,7 @@ func (s *Stats) snapshot() StatsSnapshot {
 		FastRetransmits:         s.FastRetransmits.Load(),
 		RetransmitTimeouts:      s.RetransmitTimeouts.Load(),
 		LostRetransmits:         s.LostRetransmits.Load(),
+		LossProbes:              s.LossProbes.Load(),
 		DroppedUnacceptable:     s.DroppedUnacceptable.Load(),
 		DroppedPAWS:             s.DroppedPAWS.Load(),
 		DroppedOOOFull:          s.DroppedOOOFull.Load(),

@@ -7,9 +7,10 @@ import (
 )
 
 // A TCB's timers (retransmission and persist, delayed ACK, keepalive,
-// TIME-WAIT, FIN-WAIT-2) are deadlines served by one clock timer per TCB,
-// armed for the earliest of them: a connection then pays for one runtime
-// timer, made the first time it needs one, rather than for up to five.
+// TIME-WAIT, FIN-WAIT-2, tail loss probe) are deadlines served by one clock
+// timer per TCB, armed for the earliest of them: a connection then pays for
+// one runtime timer, made the first time it needs one, rather than for up
+// to six.
 // Each timer keeps its deadline, so a callback that was already waiting
 // for the TCB's lock when the timer was stopped or moved finds it not due
 // and does nothing.
@@ -18,8 +19,8 @@ type timer struct {
 }
 
 // timers lists the TCB's timers, in the order onClock serves them.
-func (e *endpoint) timers() [5]*timer {
-	return [...]*timer{&e.rtoTimer, &e.delackTimer, &e.ka.timer, &e.timeWaitTimer, &e.finWait2Timer}
+func (e *endpoint) timers() [6]*timer {
+	return [...]*timer{&e.rtoTimer, &e.delackTimer, &e.ka.timer, &e.timeWaitTimer, &e.finWait2Timer, &e.tlp.timer}
 }
 
 // set (re)starts t, one of e's timers, to expire d from now. e.mu is held.
@@ -80,12 +81,12 @@ func (e *endpoint) onClock() {
 	e.mu.Lock()
 	e.clockAt = tcpip.MonotonicTime{}
 	now := e.stack.Clock().NowMonotonic()
-	var due [5]bool
+	var due [6]bool
 	for i, t := range e.timers() {
 		due[i] = t.running() && !now.Before(t.deadline)
 	}
 	e.mu.Unlock()
-	for i, handler := range [...]func(){e.onRTO, e.onDelayedACK, e.onKeepalive, e.onTimeWait, e.onFinWait2} {
+	for i, handler := range [...]func(){e.onRTO, e.onDelayedACK, e.onKeepalive, e.onTimeWait, e.onFinWait2, e.onPTO} {
 		if due[i] {
 			handler()
 		}
