@@ -83,6 +83,7 @@ type endpoint struct {
 	tsOffset             uint32
 	lastAckSent          seqnum.Value
 	lastOOO              seqnum.Value // start of the newest out-of-order segment
+	ackOwed              int32        // in-order segments not yet acknowledged
 	tsRecentAt           tcpip.MonotonicTime
 	dsack                seqRange
 	sb                   scoreboard
@@ -141,6 +142,7 @@ type endpoint struct {
 	userTimeout time.Duration
 	progress    tcpip.MonotonicTime // valid while progressing
 	probeSentAt tcpip.MonotonicTime // last zero-window probe, while probing
+	maxSndWnd   seqnum.Size         // largest window the peer offered
 	progressing bool
 	probing     bool
 	synRetried  bool // our SYN or SYN,ACK timed out at least once
@@ -154,10 +156,8 @@ type endpoint struct {
 	timeWaitTimer timer
 	finWait2Timer timer
 	// clock serves the timers, armed for clockAt (timer.go).
-	clock     tcpip.Timer
-	clockAt   tcpip.MonotonicTime
-	ackOwed   int32       // in-order segments not yet acknowledged
-	maxSndWnd seqnum.Size // largest window the peer offered
+	clock   tcpip.Timer
+	clockAt tcpip.MonotonicTime
 
 	counters Counters
 	history  []historyEntry
