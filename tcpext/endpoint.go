@@ -255,7 +255,14 @@ func (e *endpoint) setState(s State, cause string) {
 	if keepaliveState(s) != keepaliveState(old) {
 		e.armKeepalive()
 	}
-	e.events |= waiter.EventIn | waiter.EventOut
+	switch s {
+	case StateListen, StateSynSent, StateSynReceived:
+		// Nothing becomes readable or writable there, and a waiter woken
+		// as writable in SYN-SENT (gonet's Dial) takes the connection for
+		// made before the handshake is.
+	default:
+		e.events |= waiter.EventIn | waiter.EventOut
+	}
 }
 
 // Close implements tcpip.Endpoint: a full close (RFC 9293 section 3.10.4).

@@ -288,7 +288,9 @@ func TestResetForNoListener(t *testing.T) {
 }
 
 // The SYN is retransmitted on timeout with exponential backoff, and the
-// connection is refused by a RST that acknowledges it.
+// connection is refused by a RST that acknowledges it. Until then the
+// connecting endpoint is not writable: a waiter woken in SYN-SENT (gonet's
+// Dial) would take the connection for made.
 func TestSynRetransmissionAndRefusal(t *testing.T) {
 	d := newDUT(t, testOptions())
 	ep, wq := d.endpoint()
@@ -303,6 +305,11 @@ func TestSynRetransmissionAndRefusal(t *testing.T) {
 	d.expectNone()
 	d.clock.Advance(time.Millisecond)
 	d.expect(syn, uint64(first.Seq), 0)
+	select {
+	case <-ch:
+		t.Fatal("connecting endpoint woken as writable in SYN-SENT")
+	default:
+	}
 	d.clock.Advance(2*time.Second - time.Millisecond)
 	d.expectNone()
 	d.clock.Advance(time.Millisecond)
