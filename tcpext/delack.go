@@ -9,17 +9,29 @@ package tcpext
 // and our FIN then carries the ACK, as Linux has it (it enters its
 // "pingpong" mode on such a FIN). A zero Options.DelayedACK acknowledges
 // every segment at once.
+//
+// A full-sized segment with PSH is acknowledged as a second segment would
+// be. A sender at the edge of its window pushes its last segment
+// (output.go) and sends nothing more until an ACK: with a window of a few
+// segments, an odd one held for a partner that is not coming would stall
+// the sender's clock for most of a round trip, each round trip. A short
+// pushed segment, a request more likely than a stalled window, keeps the
+// delay so that the answer can carry the ACK.
 
 // ackEvery is how many in-order segments may go unacknowledged.
 const ackEvery = 2
 
-// ackData acknowledges in-order data, now or a little later.
-func (e *endpoint) ackData() {
+// ackData acknowledges in-order data, now or a little later; pushed is a
+// full-sized segment with PSH.
+func (e *endpoint) ackData(pushed bool) {
 	if e.proto.opts.DelayedACK <= 0 {
 		e.sendACK()
 		return
 	}
 	e.ackOwed++
+	if pushed {
+		e.ackOwed = max(e.ackOwed, ackEvery)
+	}
 	if e.ackOwed >= ackEvery && !e.deferACK() {
 		e.sendACK()
 		return

@@ -425,7 +425,7 @@ func (e *endpoint) processText(seg *Segment) {
 	case gap:
 		e.sendACK()
 	default:
-		e.ackData()
+		e.ackData(seg.Flags&header.TCPFlagPsh != 0 && len(seg.Payload) >= e.maxPayload())
 	}
 }
 

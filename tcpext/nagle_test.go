@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 // Nagle: while a short segment is unacknowledged, further short writes
@@ -80,6 +82,67 @@ func TestDelayedACK(t *testing.T) {
 	d.expect(ack, uint64(iss+1), 1301)
 	d.inject(data(1301, 100)) // fills it
 	d.expect(ack, uint64(iss+1), 1501)
+}
+
+// A full-sized segment with PSH is the last a window let out: it is
+// acknowledged at once, as a second segment would be. A short pushed
+// segment, or a full-sized one without PSH, waits for the timer.
+func TestPushedFullSegmentACKedAtOnce(t *testing.T) {
+	opts := testOptions()
+	opts.DelayedACK = 200 * time.Millisecond
+	d := newDUT(t, opts)
+	_, iss := d.accept(7, 1000)
+	data := func(seq uint32, n int, flags header.TCPFlags) seg {
+		return seg{srcPort: 40000, dstPort: 7, seq: seq, ack: iss + 1, flags: flags, window: 65535, payload: bytes.Repeat([]byte("x"), n)}
+	}
+	seq := uint32(1001)
+	d.inject(data(seq, wantMSS, ack|psh))
+	seq += wantMSS
+	d.expect(ack, uint64(iss+1), seq)
+
+	d.inject(data(seq, 100, ack|psh))
+	seq += 100
+	d.expectNone()
+	d.clock.Advance(200 * time.Millisecond)
+	d.expect(ack, uint64(iss+1), seq)
+
+	d.inject(data(seq, wantMSS, ack))
+	seq += wantMSS
+	d.expectNone()
+	d.clock.Advance(200 * time.Millisecond)
+	d.expect(ack, uint64(iss+1), seq)
+}
+
+// The sender pushes the last segment of what is queued and the last one
+// the window lets out, and no other.
+func TestLastSegmentOfWindowPushed(t *testing.T) {
+	d := newDUT(t, testOptions())
+	ep, port, iss := d.connect(100)
+	write(t, ep, bytes.Repeat([]byte("w"), 20000))
+	// The initial window is ten segments of 1400 bytes (RFC 6928).
+	for i := range 10 {
+		s := d.next()
+		want := ack
+		if i == 9 {
+			want |= psh
+		}
+		if s.Flags != want || len(s.Payload) != 1400 {
+			t.Fatalf("segment %d: %s, want flags %s and 1400 bytes", i, describe(s), want)
+		}
+	}
+	d.expectNone()
+	d.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 14001, flags: ack, window: 65535})
+	// 6000 bytes are left, within the grown window: only the last is pushed.
+	for i, size := range []int{1400, 1400, 1400, 1400, 400} {
+		s := d.next()
+		want := ack
+		if i == 4 {
+			want |= psh
+		}
+		if s.Flags != want || len(s.Payload) != size {
+			t.Fatalf("after the ACK, segment %d: %s, want flags %s and %d bytes", i, describe(s), want, size)
+		}
+	}
 }
 
 // A FIN that arrives in ESTABLISHED is acknowledged by the FIN the

@@ -263,8 +263,12 @@ func (e *endpoint) sendPending() {
 		if e.holdShort(n, n == data) {
 			break
 		}
+		// PSH marks the end of the data queued (RFC 9293 section 3.9.1)
+		// and the last segment the window lets out: nothing follows
+		// either until an ACK comes, and the peer need not delay that
+		// ACK for a segment that is not on its way (delack.go).
 		flags := header.TCPFlagAck
-		if e.sndNxt.Add(n) == end {
+		if next := e.sndNxt.Add(n); next == end || wndEnd.LessThan(next.Add(seqnum.Size(e.maxPayload()))) {
 			flags |= header.TCPFlagPsh
 		}
 		if int(n) < e.maxPayload() {

@@ -68,6 +68,10 @@ type Options struct {
 	// (delayed ACK off), as gVisor's TCP does by default: the lossy rows
 	// then compare the two senders with alike receivers.
 	AckEverySegment bool
+	// ClientTap, if set, sees each packet the client stack sends, on the
+	// goroutine that carries it, before the impairment; it must not keep
+	// the packet.
+	ClientTap func(*stack.PacketBuffer)
 }
 
 func transport(impl string, o Options) (stack.TransportProtocolFactory, error) {
@@ -175,8 +179,12 @@ func NewPairWith(impl string, opts Options) (*Pair, error) {
 	finished := make(chan struct{}, 2)
 	for i := range p.links {
 		from, line, to, flush := p.links[i], p.lines[i], p.links[1-i], flush[i]
+		var tap func(*stack.PacketBuffer)
+		if from == p.links[1] {
+			tap = opts.ClientTap
+		}
 		go func() {
-			forward(ctx, from, line, to, flush)
+			forward(ctx, from, line, to, flush, tap)
 			finished <- struct{}{}
 		}()
 	}
@@ -194,14 +202,18 @@ const rxBudget = 64
 
 // forward carries packets from one link to the other, through line if
 // there is one, until ctx ends. It delivers what is queued in batches of
-// up to rxBudget packets and calls flush, if set, after each.
-func forward(ctx context.Context, from *channel.Endpoint, line *impair.Line, to *channel.Endpoint, flush func()) {
+// up to rxBudget packets and calls flush, if set, after each; tap, if set,
+// sees each packet first.
+func forward(ctx context.Context, from *channel.Endpoint, line *impair.Line, to *channel.Endpoint, flush func(), tap func(*stack.PacketBuffer)) {
 	for {
 		pkt := from.ReadContext(ctx)
 		if pkt == nil {
 			return
 		}
 		for n := 1; pkt != nil; n++ {
+			if tap != nil {
+				tap(pkt)
+			}
 			if line != nil {
 				line.Send(pkt)
 			} else {
