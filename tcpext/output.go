@@ -256,7 +256,8 @@ func (e *endpoint) sendPending() {
 			}
 		}
 		data := e.sndNxt.Size(end)
-		n := min(data, e.sndNxt.Size(wndEnd), seqnum.Size(e.maxPayload()))
+		mp := seqnum.Size(e.maxPayload())
+		n := min(data, e.sndNxt.Size(wndEnd), mp)
 		if resending && e.sndNxt.LessThan(e.sndMax) {
 			n = min(n, e.sndNxt.Size(e.sb.nextSACKed(e.sndNxt, e.sndMax)))
 		}
@@ -268,10 +269,10 @@ func (e *endpoint) sendPending() {
 		// either until an ACK comes, and the peer need not delay that
 		// ACK for a segment that is not on its way (delack.go).
 		flags := header.TCPFlagAck
-		if next := e.sndNxt.Add(n); next == end || wndEnd.LessThan(next.Add(seqnum.Size(e.maxPayload()))) {
+		if next := e.sndNxt.Add(n); next == end || wndEnd.LessThan(next.Add(mp)) {
 			flags |= header.TCPFlagPsh
 		}
-		if int(n) < e.maxPayload() {
+		if n < mp {
 			e.sentShort(e.sndNxt.Add(n))
 		}
 		sentNew = sentNew || e.sndNxt == e.sndMax
