@@ -8,7 +8,10 @@ import "gvisor.dev/gvisor/pkg/tcpip/seqnum"
 // 3.7.4, RFC 1122 section 4.2.3.4) for segments cut short by the data. Nagle
 // is on unless the application asks for no delay (TCP_NODELAY); it uses
 // Minshall's refinement, holding a short segment back only while an earlier
-// short one is unacknowledged, so a write's tail goes out at once.
+// short one is unacknowledged, so a write's tail goes out at once. Once the
+// application has closed, no later write can join a short segment, so
+// Nagle holds nothing back and the FIN goes with the last data (as Linux
+// pushes with Nagle off when it queues its FIN).
 
 // holdShort reports whether a segment of n bytes, shorter than a full one,
 // should wait for an ACK. dataLimited says the data ran out before the
@@ -22,7 +25,7 @@ func (e *endpoint) holdShort(n seqnum.Size, dataLimited bool) bool {
 	if !dataLimited {
 		return n < e.maxSndWnd/2
 	}
-	return e.ops.GetDelayOption() && e.sndUna.LessThan(e.shortEnd)
+	return e.ops.GetDelayOption() && !e.finQueued && e.sndUna.LessThan(e.shortEnd)
 }
 
 // sentShort records a short data segment for Minshall's rule.

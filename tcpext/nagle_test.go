@@ -34,6 +34,36 @@ func TestNagle(t *testing.T) {
 	}
 }
 
+// Closing ends Nagle's wait, since no later write can join the held
+// bytes, and the FIN rides on them. Data held by the window goes with the
+// FIN once the window opens.
+func TestFINRidesOnLastData(t *testing.T) {
+	d := newDUT(t, testOptions())
+	ep, port, iss := d.connect(100)
+	write(t, ep, []byte("a"))
+	d.expect(ack|psh, uint64(iss+1), 101)
+	write(t, ep, []byte("b"))
+	d.expectNone()
+	ep.Close()
+	if s := d.expect(ack|psh|fin, uint64(iss+2), 101); string(s.Payload) != "b" {
+		t.Fatalf("at close: %q, want the held byte with the FIN", s.Payload)
+	}
+
+	d2 := newDUT(t, testOptions())
+	ep, port, iss = d2.connect(100)
+	d2.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 1, flags: ack, window: 0})
+	write(t, ep, bytes.Repeat([]byte("c"), 3000))
+	ep.Close()
+	d2.expectNone()
+	d2.inject(seg{srcPort: 80, dstPort: port, seq: 101, ack: iss + 1, flags: ack, window: 65535})
+	d2.expect(ack, uint64(iss+1), 101)
+	d2.expect(ack, uint64(iss+1401), 101)
+	if s := d2.expect(ack|psh|fin, uint64(iss+2801), 101); len(s.Payload) != 200 {
+		t.Fatalf("last segment %d bytes, want the 200-byte tail", len(s.Payload))
+	}
+	d2.expectNone()
+}
+
 // Sender-side silly window avoidance: a segment cut short by the peer's
 // window, far below half the largest window it offered, waits.
 func TestSenderSillyWindowAvoidance(t *testing.T) {

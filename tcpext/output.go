@@ -269,11 +269,16 @@ func (e *endpoint) sendPending() {
 		// either until an ACK comes, and the peer need not delay that
 		// ACK for a segment that is not on its way (delack.go).
 		flags := header.TCPFlagAck
-		if next := e.sndNxt.Add(n); next == end || wndEnd.LessThan(next.Add(mp)) {
+		next := e.sndNxt.Add(n)
+		if next == end || wndEnd.LessThan(next.Add(mp)) {
 			flags |= header.TCPFlagPsh
 		}
+		if next == end && e.finQueued {
+			// The FIN rides on the last data, not in a segment of its own.
+			flags |= header.TCPFlagFin
+		}
 		if n < mp {
-			e.sentShort(e.sndNxt.Add(n))
+			e.sentShort(next)
 		}
 		sentNew = sentNew || e.sndNxt == e.sndMax
 		e.transmit(flags, e.sndNxt, int(n))

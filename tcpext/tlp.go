@@ -101,6 +101,9 @@ func (e *endpoint) onPTO() {
 		flags := header.TCPFlagAck
 		if start.Add(n) == end {
 			flags |= header.TCPFlagPsh
+			if e.finQueued {
+				flags |= header.TCPFlagFin
+			}
 		}
 		e.transmit(flags, start, int(n))
 	} else {

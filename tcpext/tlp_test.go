@@ -92,6 +92,22 @@ func TestTailLossProbeSendsNewData(t *testing.T) {
 	}
 }
 
+// A probe of new data that reaches the end of what the application wrote
+// before closing carries the FIN: the peer learns of the close a round
+// trip sooner.
+func TestNewDataProbeCarriesFIN(t *testing.T) {
+	d, ep, _, iss := tlpConn(t, true)
+	write(t, ep, bytes.Repeat([]byte("n"), 500))
+	ep.Close()
+	d.expectNone() // the window is full
+	d.clock.Advance(2 * tlpRTT)
+	probe := d.next()
+	if probe.Flags != ack|psh|fin || uint32(probe.Seq) != iss+10001 || len(probe.Payload) != 500 {
+		t.Fatalf("probe %s, want the last 500 bytes with PSH and FIN", describe(probe))
+	}
+	d.expectNone()
+}
+
 // One probe per flight: when it is lost too, the retransmission timer,
 // restarted when the probe went, finds the loss.
 func TestLostProbeLeavesLossToTimer(t *testing.T) {
