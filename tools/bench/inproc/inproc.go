@@ -7,6 +7,7 @@ package inproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -338,6 +339,68 @@ func (p *Pair) Echo1(n int) error {
 		c.Close()
 	}
 	return nil
+}
+
+// FetchStall is how long a short transfer may take before Fetch abandons
+// it and counts it at that.
+const FetchStall = 5 * time.Second
+
+// Fetch runs n short transfers one after the other, each on a connection
+// of its own over which the server sends size bytes and closes, as a web
+// client fetching small objects. It returns how long each took, from the
+// server's accept to the client's end of file: a lost SYN, SYN,ACK or
+// third ACK costs any TCP that keeps RFC 6298's initial one-second timeout
+// the same second, and is left out. A transfer not done after FetchStall
+// is abandoned, counted as FetchStall, and reported in stalled.
+func (p *Pair) Fetch(n, size int) (took []time.Duration, stalled int, err error) {
+	ln, err := p.Listen(5004)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ln.Close()
+	accepted := make(chan time.Time, 1)
+	go func() {
+		body := make([]byte, size)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- time.Now()
+			go func() {
+				defer c.Close()
+				c.Write(body)
+			}()
+		}
+	}()
+	for range n {
+		c, err := p.Dial(context.Background(), 5004)
+		if err != nil {
+			return nil, 0, err
+		}
+		var start time.Time
+		select {
+		case start = <-accepted:
+		case <-time.After(10 * time.Second):
+			return nil, 0, fmt.Errorf("inproc: the server never accepted transfer %d", len(took))
+		}
+		c.SetReadDeadline(start.Add(FetchStall))
+		got, err := io.Copy(io.Discard, c)
+		c.Close()
+		var timeout net.Error
+		switch {
+		case errors.As(err, &timeout) && timeout.Timeout():
+			stalled++
+			took = append(took, FetchStall)
+		case err != nil:
+			return nil, 0, err
+		case got != int64(size):
+			return nil, 0, fmt.Errorf("inproc: fetched %d bytes, want %d", got, size)
+		default:
+			took = append(took, time.Since(start))
+		}
+	}
+	return took, stalled, nil
 }
 
 // IdleMemory opens n connections, leaves them idle and returns the heap

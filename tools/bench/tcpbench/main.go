@@ -46,6 +46,7 @@ func main() {
 	bulkMiB := flag.Int("bulk", 512, "MiB per bulk run")
 	lossyMiB := flag.Int("lossy", 8, "MiB per run on the lossy link")
 	conns := flag.Int("conns", 5000, "connections per connections-per-second run")
+	fetches := flag.Int("fetches", 200, "transfers per run of the short-transfer rows")
 	idle := flag.Int("idle", 10000, "idle connections for the memory row")
 	only := flag.String("rows", "", "run only the rows whose name matches this regular expression (\"recorder\" for the recorder's cost)")
 	ackEvery := flag.Bool("lossy-ack-every-segment", false, "tcpext acknowledges every segment in the lossy rows, as gVisor's TCP does")
@@ -63,6 +64,17 @@ func main() {
 		bulkRow(65535, 4**bulkMiB, true),
 		lossyRow("newreno", *lossyMiB, *ackEvery),
 		lossyRow("cubic", *lossyMiB, *ackEvery),
+		fetchRow("mean", *fetches, func(d []time.Duration) time.Duration {
+			var sum time.Duration
+			for _, x := range d {
+				sum += x
+			}
+			return sum / time.Duration(len(d))
+		}),
+		fetchRow("99th percentile", *fetches, func(d []time.Duration) time.Duration {
+			slices.Sort(d)
+			return d[len(d)*99/100]
+		}),
 		{
 			name: "connections per second (open, 1 byte each way, close)", unit: "conn/s",
 			higherBetter: true, target: "≥ 1.5×",
@@ -201,6 +213,36 @@ func lossyRow(cc string, mib int, ackEvery bool) row {
 			link.Seed += uint64(run)
 			rate, _, err := bulk(impl, inproc.Options{MTU: 1500, CongestionControl: cc, Impair: link, AckEverySegment: ackEvery}, mib<<20)
 			return rate, err
+		},
+	}
+}
+
+// fetchRow is the time short transfers take on inproc.LossyLink (20 KB
+// each, the median object of a web page), summed up by stat: the tail
+// loss probe and the window-edge push show here, where the flight ends
+// before three duplicate ACKs can come back. Run i seeds the link as the
+// lossy rows do. A transfer that stalls counts as inproc.FetchStall and is
+// reported on the standard error.
+func fetchRow(stat string, n int, sum func([]time.Duration) time.Duration) row {
+	return row{
+		name: fmt.Sprintf("20 KB transfers at 1 %% loss, 10 ms RTT, %s time (accept to end of file, %d per run)", stat, n),
+		unit: "ms", target: "—",
+		run: func(impl string, run int) (float64, error) {
+			link := inproc.LossyLink()
+			link.Seed += uint64(run)
+			p, err := inproc.NewPairWith(impl, inproc.Options{MTU: 1500, Impair: link})
+			if err != nil {
+				return 0, err
+			}
+			defer p.Close()
+			took, stalled, err := p.Fetch(n, 20_000)
+			if err != nil {
+				return 0, err
+			}
+			if stalled > 0 {
+				log.Printf("%s, seed %d: %d of %d transfers stalled, each counted as %v", impl, link.Seed, stalled, n, inproc.FetchStall)
+			}
+			return float64(sum(took)) / float64(time.Millisecond), nil
 		},
 	}
 }
