@@ -264,19 +264,8 @@ func (e *endpoint) sendPending() {
 		if e.holdShort(n, n == data) {
 			break
 		}
-		// PSH marks the end of the data queued (RFC 9293 section 3.9.1)
-		// and the last segment the window lets out: nothing follows
-		// either until an ACK comes, and the peer need not delay that
-		// ACK for a segment that is not on its way (delack.go).
-		flags := header.TCPFlagAck
 		next := e.sndNxt.Add(n)
-		if next == end || wndEnd.LessThan(next.Add(mp)) {
-			flags |= header.TCPFlagPsh
-		}
-		if next == end && e.finQueued {
-			// The FIN rides on the last data, not in a segment of its own.
-			flags |= header.TCPFlagFin
-		}
+		flags := e.dataFlags(next, end, wndEnd.LessThan(next.Add(mp)))
 		if n < mp {
 			e.sentShort(next)
 		}
@@ -303,6 +292,24 @@ func (e *endpoint) sendPending() {
 		// timer and sends a one-byte probe (RFC 9293 section 3.8.6.1).
 		e.armRTO()
 	}
+}
+
+// dataFlags are the flags of a data segment that ends at next, where end is
+// the end of the data queued. PSH marks the end of the data (RFC 9293
+// section 3.9.1) and, if windowEdge, the last segment the window lets out:
+// nothing follows either until an ACK comes, and the peer need not delay
+// that ACK for a segment that is not on its way (delack.go). Once the
+// application has closed, the FIN rides on the last data rather than in a
+// segment of its own.
+func (e *endpoint) dataFlags(next, end seqnum.Value, windowEdge bool) header.TCPFlags {
+	flags := header.TCPFlagAck
+	if next == end || windowEdge {
+		flags |= header.TCPFlagPsh
+	}
+	if next == end && e.finQueued {
+		flags |= header.TCPFlagFin
+	}
+	return flags
 }
 
 // widenForSACKed moves the end of the congestion window on by n SACKed

@@ -3,7 +3,6 @@ package tcpext
 import (
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 )
 
@@ -98,14 +97,7 @@ func (e *endpoint) onPTO() {
 	if !retrans {
 		end := e.finSeq()
 		n := min(start.Size(end), start.Size(e.sndUna.Add(e.sndWnd)), seqnum.Size(e.maxPayload()))
-		flags := header.TCPFlagAck
-		if start.Add(n) == end {
-			flags |= header.TCPFlagPsh
-			if e.finQueued {
-				flags |= header.TCPFlagFin
-			}
-		}
-		e.transmit(flags, start, int(n))
+		e.transmit(e.dataFlags(start.Add(n), end, false), start, int(n))
 	} else {
 		start -= seqnum.Value(min(int(e.sndUna.Size(e.sndMax)), e.smss()))
 		e.retransmitAt(start, e.sndMax)
